@@ -1,0 +1,52 @@
+// Atomic file replacement: write a temporary file beside the target, optionally fsync it, rename
+// it over the target, optionally fsync the directory. A reader (or a crash) sees the old file or
+// the new one, never a mix.
+import { closeSync, fsyncSync, openSync, renameSync, writeSync, mkdirSync, unlinkSync } from "node:fs";
+import { dirname, basename, join } from "node:path";
+import { randomBytes } from "node:crypto";
+import { faultPoint } from "./faults.js";
+
+export interface AtomicWriteOptions {
+  /** fsync the file and its directory, so the write survives a power cut. */
+  durable?: boolean;
+  mode?: number;
+  /** Name used for fault injection points (`<name>:after-write`, ...). */
+  faultName?: string;
+}
+
+export function writeFileAtomic(path: string, data: string | Uint8Array, opts: AtomicWriteOptions = {}): void {
+  const dir = dirname(path);
+  mkdirSync(dir, { recursive: true });
+  const tmp = join(dir, `.${basename(path)}.tmp-${process.pid}-${randomBytes(4).toString("hex")}`);
+  const fd = openSync(tmp, "w", opts.mode ?? 0o644);
+  try {
+    const buf = typeof data === "string" ? Buffer.from(data) : data;
+    let off = 0;
+    while (off < buf.length) off += writeSync(fd, buf, off, buf.length - off);
+    faultPoint(`${opts.faultName}:after-write`);
+    if (opts.durable) fsyncSync(fd);
+    faultPoint(`${opts.faultName}:after-fsync`);
+  } catch (e) {
+    closeSync(fd);
+    try {
+      unlinkSync(tmp);
+    } catch {
+      /* already gone */
+    }
+    throw e;
+  }
+  closeSync(fd);
+  renameSync(tmp, path);
+  faultPoint(`${opts.faultName}:after-rename`);
+  if (opts.durable) fsyncDir(dir);
+  faultPoint(`${opts.faultName}:after-dir-fsync`);
+}
+
+export function fsyncDir(dir: string): void {
+  const fd = openSync(dir, "r");
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}

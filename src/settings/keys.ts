@@ -1,0 +1,137 @@
+// Key paths: `settings.kernel.sysctl."vm.max_map_count"` ⇄ ["settings","kernel","sysctl","vm.max_map_count"].
+// Bottlerocket's rules: segments are separated by dots; a segment holding a dot (or any character
+// outside [A-Za-z0-9_/-]) must be double-quoted. We accept any character inside quotes, except a
+// quote itself, so labels like `example.com/role` round-trip.
+
+export class KeyError extends Error {
+  constructor(
+    message: string,
+    readonly key: string,
+  ) {
+    super(message);
+  }
+}
+
+const BARE_SEGMENT = /^[A-Za-z0-9_/-]+$/;
+export const MAX_KEY_LENGTH = 255;
+
+export function parseKey(key: string): string[] {
+  if (key.length === 0) throw new KeyError("empty key", key);
+  if (key.length > MAX_KEY_LENGTH) throw new KeyError(`key is longer than ${MAX_KEY_LENGTH} characters`, key);
+  const segments: string[] = [];
+  let i = 0;
+  while (i <= key.length) {
+    if (key[i] === '"') {
+      const end = key.indexOf('"', i + 1);
+      if (end < 0) throw new KeyError(`unterminated quote in key '${key}'`, key);
+      const seg = key.slice(i + 1, end);
+      if (seg.length === 0) throw new KeyError(`empty quoted segment in key '${key}'`, key);
+      segments.push(seg);
+      i = end + 1;
+    } else {
+      let end = key.indexOf(".", i);
+      if (end < 0) end = key.length;
+      const seg = key.slice(i, end);
+      if (!BARE_SEGMENT.test(seg)) {
+        throw new KeyError(
+          seg.length === 0
+            ? `empty segment in key '${key}'`
+            : `invalid segment '${seg}' in key '${key}': quote segments holding dots or other characters, e.g. kernel.sysctl."vm.max_map_count"`,
+          key,
+        );
+      }
+      segments.push(seg);
+      i = end;
+    }
+    if (i === key.length) break;
+    if (key[i] !== ".") throw new KeyError(`expected '.' after segment in key '${key}'`, key);
+    i++;
+    if (i === key.length) throw new KeyError(`key '${key}' ends with '.'`, key);
+  }
+  return segments;
+}
+
+export function formatKey(segments: readonly string[]): string {
+  return segments.map((s) => (BARE_SEGMENT.test(s) ? s : `"${s}"`)).join(".");
+}
+
+/** Parse a settings key given with or without its `settings.` prefix; returns segments under `settings`. */
+export function parseSettingsKey(key: string): string[] {
+  const segs = parseKey(key);
+  return segs[0] === "settings" ? segs.slice(1) : segs;
+}
+
+export type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
+export type JsonObject = { [k: string]: Json };
+
+export function isObject(v: unknown): v is JsonObject {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+export function getPath(tree: Json | undefined, path: readonly string[]): Json | undefined {
+  let cur: Json | undefined = tree;
+  for (const seg of path) {
+    if (!isObject(cur) || !Object.hasOwn(cur, seg)) return undefined;
+    cur = cur[seg];
+  }
+  return cur;
+}
+
+/** Returns a copy of `tree` with `value` at `path` (parents created as needed). */
+export function setPath(tree: JsonObject, path: readonly string[], value: Json): JsonObject {
+  if (path.length === 0) {
+    if (!isObject(value)) throw new Error("cannot replace the root with a non-object");
+    return value;
+  }
+  const [head, ...rest] = path as [string, ...string[]];
+  const child = tree[head];
+  return { ...tree, [head]: rest.length === 0 ? value : setPath(isObject(child) ? child : {}, rest, value) };
+}
+
+/** Deep merge: objects merge key by key, anything else in `patch` replaces what `base` had. */
+export function deepMerge(base: JsonObject, patch: JsonObject): JsonObject {
+  const out: JsonObject = { ...base };
+  for (const [k, v] of Object.entries(patch)) {
+    const b = out[k];
+    out[k] = isObject(b) && isObject(v) ? deepMerge(b, v) : v;
+  }
+  return out;
+}
+
+/** Leaf paths of a tree: objects are descended, anything else (arrays too) is a leaf. */
+export function leafPaths(tree: JsonObject, prefix: string[] = []): string[][] {
+  const out: string[][] = [];
+  for (const [k, v] of Object.entries(tree)) {
+    const p = [...prefix, k];
+    if (isObject(v) && Object.keys(v).length > 0) out.push(...leafPaths(v, p));
+    else out.push(p);
+  }
+  return out;
+}
+
+export function deepEqual(a: Json | undefined, b: Json | undefined): boolean {
+  if (a === b) return true;
+  if (typeof a !== typeof b || a === null || b === null || a === undefined || b === undefined) return false;
+  if (Array.isArray(a)) return Array.isArray(b) && a.length === b.length && a.every((x, i) => deepEqual(x, b[i]));
+  if (isObject(a) && isObject(b)) {
+    const ka = Object.keys(a);
+    return ka.length === Object.keys(b).length && ka.every((k) => Object.hasOwn(b, k) && deepEqual(a[k], b[k]));
+  }
+  return false;
+}
+
+/** Keys (formatted, `settings.`-prefixed) whose leaf values differ between two settings trees. */
+export function changedKeys(before: JsonObject, after: JsonObject): string[] {
+  const paths = new Map<string, string[]>();
+  for (const p of [...leafPaths(before), ...leafPaths(after)]) paths.set(formatKey(p), p);
+  const out: string[] = [];
+  for (const [k, p] of paths) if (!deepEqual(getPath(before, p), getPath(after, p))) out.push(`settings.${k}`);
+  return out.sort();
+}
+
+/** True when one key path is a prefix of the other (a change to either touches the other). */
+export function pathsOverlap(a: readonly string[], b: readonly string[]): boolean {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
