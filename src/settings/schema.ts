@@ -40,7 +40,6 @@ const list = (item: TSchema, description: string, options: Record<string, unknow
   Type.Array(item, { description, ...options });
 
 const NAME = "^[a-z0-9][a-z0-9_-]{0,62}$";
-const ANY_KEY = "^.+$";
 const ip = Type.String({ format: "ip" });
 
 const network = obj(

@@ -1,0 +1,349 @@
+// The host's management plane, as one object the API calls into: the datastore (settings), the
+// applier (configuration files and services), user data and generators at start, boot status.
+// One resident daemon hosts all of it (an idle Node process costs ~45 MiB; one is enough).
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { Datastore, checkTxName } from "../datastore/store.js";
+import { Applier, type ApplyPlan } from "../applier/applier.js";
+import { loadServiceCatalog } from "../applier/services.js";
+import { loadTemplates } from "../applier/templates.js";
+import type { ServiceManager } from "../applier/service-manager.js";
+import { changedKeys, deepMerge, getPath, leafPaths, parseKey, setPath, type Json, type JsonObject } from "../settings/keys.js";
+import { coerceKeypairValue, defaultsFor, generatorsFor, redactSettings, validateSettings } from "../settings/model.js";
+import { generators } from "../settings/generators.js";
+import type { Variant } from "../settings/schema.js";
+import { parseUserData, UserDataError, type UserDataSource } from "../userdata/userdata.js";
+import { writeFileAtomic } from "../fsutil/atomic.js";
+import { readOs } from "./os-release.js";
+import { ApiError } from "../api/errors.js";
+
+export const LAUNCH_TX = "caisson-launch";
+
+export interface HostOptions {
+  /** The host's root: "/" on the image, a directory in workstation mode. */
+  root: string;
+  variant: Variant;
+  /** Package version; the data-store version and the fallback OS version. */
+  version: string;
+  /** Directory with services.toml and templates/. */
+  imageDir: string;
+  serviceManager: ServiceManager;
+  userDataSources: UserDataSource[];
+  log: (msg: string) => void;
+}
+
+export interface UserDataStatus {
+  state: "applied" | "rejected" | "absent";
+  /** Sources that held user data, in the order applied. */
+  sources: string[];
+  error?: { message: string; source: string; line?: number; column?: number; key?: string };
+  at: string;
+}
+
+export interface BootStatus {
+  "user-data": UserDataStatus;
+  "settings-applied": boolean;
+  "apply-error"?: string;
+  generated: string[];
+  "started-at": string;
+}
+
+/** Split `key=value` at the first `=` outside a quoted key segment. */
+export function splitKeypair(pair: string): [string, string] {
+  let inQuote = false;
+  for (let i = 0; i < pair.length; i++) {
+    if (pair[i] === '"') inQuote = !inQuote;
+    else if (pair[i] === "=" && !inQuote) return [pair.slice(0, i), pair.slice(i + 1)];
+  }
+  if (inQuote) throw new ApiError(400, `invalid key pair '${pair}': unterminated quote in the key`);
+  throw new ApiError(400, `invalid key pair '${pair}': expected key=value`);
+}
+
+export class Host {
+  private liveJson: string | undefined;
+  private writes: Promise<unknown> = Promise.resolve();
+  private status!: BootStatus;
+
+  private constructor(
+    private readonly o: HostOptions,
+    private readonly store: Datastore,
+    private readonly applier: Applier,
+    private readonly osInfo: JsonObject,
+  ) {}
+
+  get dataDir(): string {
+    return join(this.o.root, "var/lib/caisson");
+  }
+
+  /**
+   * Bring the host's settings up: defaults for absent keys, user data (first boot only), generated
+   * values, one commit, then render every configuration file. Bottlerocket's storewolf →
+   * early-boot-config → sundog → settings-committer → settings-applier, in one process.
+   */
+  static async start(o: HostOptions): Promise<Host> {
+    const dataDir = join(o.root, "var/lib/caisson");
+    const store = Datastore.open(join(dataDir, "datastore"), o.version);
+    const catalog = loadServiceCatalog(o.imageDir);
+    const templates = loadTemplates(join(o.imageDir, "templates"));
+    const caBase = join(o.root, "usr/share/caisson/ca-bundle-base.crt");
+    const os = readOs(o.root, { version: o.version, variant: o.variant });
+    const applier = new Applier({
+      root: o.root,
+      catalog,
+      templates,
+      serviceManager: o.serviceManager,
+      os,
+      host: { "ca-bundle-base": existsSync(caBase) ? readFileSync(caBase, "utf8") : "" },
+    });
+    const host = new Host(o, store, applier, os);
+    await host.bringUp();
+    return host;
+  }
+
+  private async bringUp(): Promise<void> {
+    const started = new Date().toISOString();
+    // Pending transactions do not outlive a restart (as storewolf): a half-made change from before
+    // must not be committed by accident later.
+    for (const tx of this.store.transactions()) this.store.deleteTx(tx);
+
+    const live = this.store.liveSettings();
+    let launch = missingLeaves(defaultsFor(this.o.variant), live);
+
+    const userData = this.readUserDataOnce();
+    if (userData.settings) launch = deepMerge(launch, userData.settings);
+
+    const generated: string[] = [];
+    const sofar = deepMerge(live, launch);
+    for (const [key, { path, generator }] of generatorsFor(this.o.variant)) {
+      if (getPath(sofar, path) !== undefined) continue;
+      const value = await generators[generator]!();
+      if (value === undefined) continue;
+      launch = setPath(launch, path, value);
+      generated.push(key);
+    }
+    if (Object.keys(launch).length) {
+      validateSettings(this.o.variant, launch);
+      this.store.patch(LAUNCH_TX, launch);
+      const changed = this.store.commit(LAUNCH_TX);
+      this.o.log(`committed launch settings: ${changed.join(", ")}`);
+    }
+    if (userData.status) this.recordUserData(userData.status);
+    this.o.log(`settings: ${JSON.stringify(redactSettings(this.o.variant, this.store.liveSettings()))}`);
+
+    let applied = true;
+    let applyError: string | undefined;
+    try {
+      await this.applier.apply(this.store.liveSettings(), "all");
+    } catch (e) {
+      applied = false;
+      applyError = (e as Error).message;
+      this.o.log(`applying settings failed: ${applyError}`);
+    }
+    this.status = {
+      "user-data": this.userDataStatus(),
+      "settings-applied": applied,
+      ...(applyError ? { "apply-error": applyError } : {}),
+      generated,
+      "started-at": started,
+    };
+  }
+
+  private get userDataRecord(): string {
+    return join(this.dataDir, "early-boot-config.json");
+  }
+
+  /** Read, parse and validate all user data, at first boot only. All of it, or none of it. */
+  private readUserDataOnce(): { settings?: JsonObject; status?: UserDataStatus } {
+    if (existsSync(this.userDataRecord)) return {};
+    const at = new Date().toISOString();
+    const sources: string[] = [];
+    let merged: JsonObject = {};
+    try {
+      for (const src of this.o.userDataSources) {
+        const bytes = src.read();
+        if (bytes === undefined) continue;
+        const settings = parseUserData(bytes, src.name);
+        try {
+          validateSettings(this.o.variant, settings);
+        } catch (e) {
+          const se = e as Error & { key?: string };
+          throw new UserDataError(`user data from ${src.name}: ${se.message}`, src.name, undefined, undefined, se.key);
+        }
+        merged = deepMerge(merged, settings);
+        sources.push(src.name);
+      }
+    } catch (e) {
+      const ue = e instanceof UserDataError ? e : new UserDataError((e as Error).message, "unknown");
+      this.o.log(`user data rejected, nothing of it applied; the host runs on defaults: ${ue.message}`);
+      return {
+        status: {
+          state: "rejected",
+          sources,
+          error: { message: ue.message, source: ue.source, line: ue.line, column: ue.column, key: ue.key },
+          at,
+        },
+      };
+    }
+    if (sources.length === 0) return { status: { state: "absent", sources, at } };
+    this.o.log(`user data from ${sources.join(", ")} applied: ${changedKeys({}, merged).join(", ")}`);
+    return { settings: merged, status: { state: "applied", sources, at } };
+  }
+
+  private recordUserData(status: UserDataStatus): void {
+    // Written after the launch commit: a crash before it means user data is read again, which is
+    // safe because nothing of it was committed or it is re-applied identically.
+    writeFileAtomic(this.userDataRecord, JSON.stringify(status), { durable: true });
+  }
+
+  private userDataStatus(): UserDataStatus {
+    return JSON.parse(readFileSync(this.userDataRecord, "utf8")) as UserDataStatus;
+  }
+
+  // ---- what the API calls ----
+
+  bootStatus(): BootStatus {
+    return this.status;
+  }
+
+  os(): JsonObject {
+    return this.osInfo;
+  }
+
+  liveSettings(): JsonObject {
+    return this.store.liveSettings();
+  }
+
+  liveSettingsJson(): string {
+    return (this.liveJson ??= JSON.stringify(this.store.liveSettings()));
+  }
+
+  model(): JsonObject {
+    return {
+      settings: this.store.liveSettings(),
+      services: this.services(),
+      "configuration-files": this.configurationFiles(),
+      os: this.osInfo,
+    };
+  }
+
+  services(): JsonObject {
+    return this.applier.servicesView() as unknown as JsonObject;
+  }
+
+  configurationFiles(): JsonObject {
+    return this.applier.configurationFilesView() as unknown as JsonObject;
+  }
+
+  affectedServices(keys: string[]): JsonObject {
+    return this.applier.affectedServices(keys);
+  }
+
+  templatesFor(keys: string[]): JsonObject {
+    return this.applier.templatesFor(keys);
+  }
+
+  settingGenerators(): JsonObject {
+    return Object.fromEntries([...generatorsFor(this.o.variant)].map(([k, g]) => [k, g.generator]));
+  }
+
+  pendingSettings(tx: string): JsonObject {
+    checkTxName(tx);
+    return this.store.pendingSettings(tx);
+  }
+
+  transactions(): string[] {
+    return this.store.transactions();
+  }
+
+  /** Validate a partial settings tree and add it to a pending transaction. Invalid: nothing changes. */
+  patch(tx: string, patch: JsonObject): void {
+    checkTxName(tx);
+    if (Object.keys(patch).length === 0) throw new ApiError(400, "nothing to set: the settings object is empty");
+    validateSettings(this.o.variant, patch);
+    this.store.patch(tx, patch);
+  }
+
+  patchKeypairs(tx: string, pairs: string[]): void {
+    let patch: JsonObject = {};
+    for (const pair of pairs) {
+      const [key, raw] = splitKeypair(pair);
+      const segs = parseKey(key);
+      const path = segs[0] === "settings" ? segs.slice(1) : segs;
+      if (path.length === 0) throw new ApiError(400, `invalid key '${key}': name a setting, e.g. settings.motd`);
+      patch = setPath(patch, path, coerceKeypairValue(this.o.variant, path, raw));
+    }
+    this.patch(tx, patch);
+  }
+
+  deleteTx(tx: string): string[] {
+    checkTxName(tx);
+    return this.store.deleteTx(tx);
+  }
+
+  /** Run writes one at a time: commit and apply must not interleave. */
+  private serial<T>(fn: () => T | Promise<T>): Promise<T> {
+    const run = this.writes.then(fn, fn);
+    this.writes = run.catch(() => undefined);
+    return run;
+  }
+
+  commit(tx: string): Promise<string[]> {
+    return this.serial(() => {
+      checkTxName(tx);
+      const changed = this.store.commit(tx);
+      this.liveJson = undefined;
+      this.o.log(`committed transaction '${tx}': ${changed.join(", ") || "no value changed"}`);
+      return changed;
+    });
+  }
+
+  apply(keys: string[] | "all"): Promise<ApplyPlan> {
+    return this.serial(() => this.applyNow(keys));
+  }
+
+  private async applyNow(keys: string[] | "all"): Promise<ApplyPlan> {
+    const plan = await this.applier.apply(this.store.liveSettings(), keys);
+    if (plan.files.length) {
+      this.o.log(`rewrote ${plan.files.map((f) => f.path).join(", ")}; restarted ${plan["restart-units"].join(", ") || "nothing"}`);
+    }
+    return plan;
+  }
+
+  commitAndApply(tx: string): Promise<string[]> {
+    return this.serial(async () => {
+      checkTxName(tx);
+      const changed = this.store.commit(tx);
+      this.liveJson = undefined;
+      this.o.log(`committed transaction '${tx}': ${changed.join(", ") || "no value changed"}`);
+      if (changed.length) {
+        try {
+          await this.applyNow(changed);
+        } catch (e) {
+          throw new ApiError(500, `settings committed, but applying them failed: ${(e as Error).message}`);
+        }
+      }
+      return changed;
+    });
+  }
+
+  /** What commit_and_apply would change: keys, file diffs and restarts. Changes nothing. */
+  previewCommit(tx: string): { "changed-keys": string[] } & ApplyPlan {
+    checkTxName(tx);
+    const pending = this.store.pendingSettings(tx);
+    if (Object.keys(pending).length === 0) throw new ApiError(422, `transaction '${tx}' has no pending settings to commit`);
+    const live = this.store.liveSettings();
+    const next = deepMerge(live, pending);
+    const changed = changedKeys(live, next);
+    const plan = changed.length ? this.applier.dryRun(next, changed) : { files: [], services: [], "restart-units": [] };
+    return { "changed-keys": changed, ...plan };
+  }
+}
+
+/** The leaves of `defaults` that `live` does not have. */
+function missingLeaves(defaults: JsonObject, live: JsonObject): JsonObject {
+  let out: JsonObject = {};
+  for (const p of leafPaths(defaults)) {
+    if (getPath(live, p) === undefined) out = setPath(out, p, getPath(defaults, p) as Json);
+  }
+  return out;
+}

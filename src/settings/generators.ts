@@ -1,0 +1,37 @@
+// Setting generators (Bottlerocket's sundog): values computed on the host for keys that are absent
+// after defaults and user data, at every start, so keys added by a newer version get generated too.
+import { randomInt } from "node:crypto";
+import { networkInterfaces } from "node:os";
+import { reverse } from "node:dns/promises";
+import type { Json } from "./keys.js";
+
+export type Generator = () => Promise<Json | undefined>;
+
+/** The first non-internal IPv4 address, which stands for the host on the network. */
+export function primaryAddress(): string | undefined {
+  for (const addrs of Object.values(networkInterfaces())) {
+    for (const a of addrs ?? []) if (a.family === "IPv4" && !a.internal) return a.address;
+  }
+  return undefined;
+}
+
+export const generators: Record<string, Generator> = {
+  // Wave seed: uniform in [0, 2048), as Bottlerocket's `bork seed`.
+  seed: () => Promise.resolve(randomInt(0, 2048)),
+  // Host name: the primary address's reverse DNS name, else ip-a-b-c-d (as netdog), else "localhost".
+  hostname: async () => {
+    const addr = primaryAddress();
+    if (!addr) return "localhost";
+    try {
+      const names = await Promise.race([
+        reverse(addr),
+        new Promise<string[]>((r) => setTimeout(() => r([]), 2000).unref()),
+      ]);
+      const name = names[0]?.replace(/\.$/, "");
+      if (name && /^[A-Za-z0-9.-]{1,253}$/.test(name)) return name;
+    } catch {
+      /* no PTR record: fall through */
+    }
+    return `ip-${addr.replace(/\./g, "-")}`;
+  },
+};
