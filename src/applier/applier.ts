@@ -1,7 +1,7 @@
 // The settings applier: owns the configuration files. Given the committed settings and the keys
 // that changed, it renders the files those keys feed, rewrites only files whose bytes changed
 // (atomically), and restarts only the services owning a rewritten file.
-import { readFileSync } from "node:fs";
+import { chmodSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { createTwoFilesPatch } from "diff";
 import { writeFileAtomic } from "../fsutil/atomic.js";
@@ -39,7 +39,20 @@ interface Rendered {
   hostPath: string;
   mode: number;
   before: string | undefined;
+  beforeMode: number | undefined;
   after: string;
+}
+
+/** Files that are not world-readable may hold secrets: their diffs are not shown. */
+const hidden = (mode: number) => (mode & 0o004) === 0;
+
+export class ApplyError extends Error {
+  constructor(
+    readonly failures: { path: string; message: string }[],
+    readonly plan: ApplyPlan,
+  ) {
+    super(failures.map((f) => `${f.path}: ${f.message}`).join("; "));
+  }
 }
 
 export class Applier {
@@ -91,30 +104,35 @@ export class Applier {
       .sort();
   }
 
-  private render(settings: JsonObject, keys: string[] | "all"): Rendered[] {
+  /** Render every file the keys feed; a file that fails to render is reported, the others go on. */
+  private render(settings: JsonObject, keys: string[] | "all"): { rendered: Rendered[]; failures: { path: string; message: string }[] } {
     const paths = keys === "all" ? "all" : keys.map((k) => parseKey(k)).map((s) => (s[0] === "settings" ? s.slice(1) : s));
     const ctx = { settings, os: this.o.os, host: this.o.host };
-    return this.filesFor(paths).map((name) => {
+    const rendered: Rendered[] = [];
+    const failures: { path: string; message: string }[] = [];
+    for (const name of this.filesFor(paths)) {
       const f = this.o.catalog["configuration-files"][name]!;
       const hostPath = join(this.o.root, f.path);
       let before: string | undefined;
+      let beforeMode: number | undefined;
       try {
         before = readFileSync(hostPath, "utf8");
-      } catch {
-        before = undefined;
-      }
-      let after: string;
-      try {
-        after = this.o.templates.get(f["template-path"])!.render(ctx);
+        beforeMode = statSync(hostPath).mode & 0o7777;
       } catch (e) {
-        throw new Error(`rendering ${f.path} from ${f["template-path"]} failed: ${(e as Error).message}`);
+        if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
       }
-      return { name, path: f.path, hostPath, mode: parseInt(f.mode ?? "0644", 8), before, after };
-    });
+      try {
+        const after = this.o.templates.get(f["template-path"])!.render(ctx);
+        rendered.push({ name, path: f.path, hostPath, mode: parseInt(f.mode ?? "0644", 8), before, beforeMode, after });
+      } catch (e) {
+        failures.push({ path: f.path, message: `rendering from ${f["template-path"]} failed: ${(e as Error).message}` });
+      }
+    }
+    return { rendered, failures };
   }
 
   private planOf(rendered: Rendered[]): { plan: ApplyPlan; changed: Rendered[] } {
-    const changed = rendered.filter((r) => r.before !== r.after);
+    const changed = rendered.filter((r) => r.before !== r.after || r.beforeMode !== r.mode);
     const services = this.servicesOwning(changed.map((c) => c.name));
     const units = [...new Set(services.flatMap((s) => this.o.catalog.services[s]!["restart-units"]))];
     return {
@@ -123,7 +141,9 @@ export class Applier {
         files: changed.map((c) => ({
           name: c.name,
           path: c.path,
-          diff: createTwoFilesPatch(c.before === undefined ? "/dev/null" : `a${c.path}`, `b${c.path}`, c.before ?? "", c.after),
+          diff: hidden(c.mode)
+            ? `(contents of ${c.path} not shown: mode ${c.mode.toString(8).padStart(4, "0")}, it may hold secrets)\n`
+            : createTwoFilesPatch(c.before === undefined ? "/dev/null" : `a${c.path}`, `b${c.path}`, c.before ?? "", c.after),
         })),
         services,
         "restart-units": units,
@@ -133,15 +153,28 @@ export class Applier {
 
   /** What applying would do, changing nothing. */
   dryRun(settings: JsonObject, keys: string[] | "all"): ApplyPlan {
-    return this.planOf(this.render(settings, keys)).plan;
+    const { rendered, failures } = this.render(settings, keys);
+    const { plan } = this.planOf(rendered);
+    if (failures.length) throw new ApplyError(failures, plan);
+    return plan;
   }
 
+  /**
+   * Rewrite the changed files and restart their services. Files that render are written even when
+   * another fails (one bad value must not leave DNS or the hostname unwritten at boot); the
+   * failures are then thrown together, with the plan of what was done.
+   */
   async apply(settings: JsonObject, keys: string[] | "all"): Promise<ApplyPlan> {
-    const { plan, changed } = this.planOf(this.render(settings, keys));
+    const { rendered, failures } = this.render(settings, keys);
+    const { plan, changed } = this.planOf(rendered);
     // Files are re-rendered at every boot (/etc is not persistent on the image), so they need not
     // be fsynced; each is replaced atomically so a service never reads half a file.
-    for (const c of changed) writeFileAtomic(c.hostPath, c.after, { mode: c.mode });
+    for (const c of changed) {
+      writeFileAtomic(c.hostPath, c.after, { mode: c.mode });
+      chmodSync(c.hostPath, c.mode); // the mode asked for, whatever the umask
+    }
     await this.o.serviceManager.tryRestart(plan["restart-units"]);
+    if (failures.length) throw new ApplyError(failures, plan);
     return plan;
   }
 

@@ -5,7 +5,7 @@
 import { Kind, type TSchema } from "@sinclair/typebox";
 import { Value } from "@sinclair/typebox/value";
 import { formatKey, isObject, type Json, type JsonObject } from "./keys.js";
-import { schemaFor, type Variant } from "./schema.js";
+import { schemaFor, SINGLE_LINE, type Variant } from "./schema.js";
 
 export class SettingsError extends Error {
   constructor(
@@ -54,7 +54,7 @@ export function describeType(s: TSchema): string {
   const kind = s[Kind];
   switch (kind) {
     case "String":
-      return s.format ? `string (${s.format})` : s.pattern ? `string matching ${s.pattern}` : "string";
+      return s.format ? `string (${s.format})` : s.pattern === SINGLE_LINE ? "single-line string" : s.pattern ? `string matching ${s.pattern}` : "string";
     case "Integer": {
       const range = s.minimum !== undefined || s.maximum !== undefined ? ` in [${s.minimum ?? "-∞"}, ${s.maximum ?? "∞"}]` : "";
       return `integer${range}`;

@@ -33,7 +33,12 @@ const obj = (props: Record<string, TSchema>, options: Record<string, unknown> = 
 const map = (keyPattern: string, value: TSchema, options: Record<string, unknown> = {}) =>
   Type.Record(Type.String({ pattern: keyPattern }), value, { additionalProperties: false, ...options });
 
-const str = (description: string, options: Record<string, unknown> = {}) => Type.String({ description, ...options });
+// Strings that end up in configuration files must not carry newlines or control characters (a
+// newline in a sysctl value or a proxy URL would inject a line into the file).
+export const SINGLE_LINE = "^[^\\x00-\\x1f\\x7f]*$";
+const line = (options: Record<string, unknown> = {}) => Type.String({ pattern: SINGLE_LINE, ...options });
+const str = (description: string, options: Record<string, unknown> = {}) =>
+  Type.String({ description, ...(options.pattern || options.format ? {} : { pattern: SINGLE_LINE }), ...options });
 const bool = (description: string, options: Record<string, unknown> = {}) => Type.Boolean({ description, ...options });
 const int = (description: string, options: Record<string, unknown> = {}) => Type.Integer({ description, ...options });
 const list = (item: TSchema, description: string, options: Record<string, unknown> = {}) =>
@@ -50,7 +55,7 @@ const network = obj(
     }),
     hosts: list(Type.Tuple([ip, Type.Array(Type.String({ format: "hostname" }), { minItems: 1 })]), "Static /etc/hosts entries: [address, [names...]]; repeated addresses are merged."),
     "https-proxy": str("HTTPS proxy for containerd and the update agent, e.g. http://proxy.example:3128.", { minLength: 1 }),
-    "no-proxy": list(Type.String({ minLength: 1 }), "Hosts that bypass the proxy; localhost is always added."),
+    "no-proxy": list(line({ minLength: 1 }), "Hosts that bypass the proxy; localhost is always added."),
   },
   { description: "Network identity and proxies." },
 );
@@ -73,7 +78,7 @@ const ntp = obj(
 
 const kernel = obj(
   {
-    sysctl: map("^[a-z0-9_]+([./][a-z0-9_*-]+)+$", Type.String(), {
+    sysctl: map("^[a-z0-9_]+([./][a-z0-9_*-]+)+$", line(), {
       description: 'Kernel parameters written to a sysctl drop-in, e.g. kernel.sysctl."vm.max_map_count" = "262144".',
     }),
     lockdown: Type.Union([Type.Literal("none"), Type.Literal("integrity"), Type.Literal("confidentiality")], {
@@ -95,10 +100,10 @@ const kernel = obj(
 
 const boot = obj(
   {
-    "kernel-parameters": map("^[A-Za-z0-9_.-]+$", Type.Array(Type.String()), {
+    "kernel-parameters": map("^[A-Za-z0-9_.-]+$", Type.Array(line()), {
       description: "Extra kernel command-line parameters (name → values); take effect at the next boot.",
     }),
-    "init-parameters": map("^[A-Za-z0-9_.-]+$", Type.Array(Type.String()), {
+    "init-parameters": map("^[A-Za-z0-9_.-]+$", Type.Array(line()), {
       description: "Extra init (systemd) parameters; take effect at the next boot.",
     }),
     "reboot-to-reconcile": bool("Reboot at boot when the boot parameters differ from the running ones.", { default: false }),
@@ -137,14 +142,14 @@ const updates = obj(
 const containerRegistry = obj(
   {
     mirrors: list(
-      Type.Object({ registry: Type.String({ minLength: 1 }), endpoint: Type.Array(Type.String({ format: "url" }), { minItems: 1 }) }, { additionalProperties: false }),
+      Type.Object({ registry: line({ minLength: 1 }), endpoint: Type.Array(Type.String({ format: "url" }), { minItems: 1 }) }, { additionalProperties: false }),
       "Registry mirrors: [{registry, endpoint: [urls]}].",
     ),
     credentials: list(
       Type.Object(
         {
-          registry: Type.String({ minLength: 1 }),
-          username: Type.Optional(Type.String()),
+          registry: line({ minLength: 1 }),
+          username: Type.Optional(line()),
           password: Type.Optional(Type.String({ "x-secret": true })),
           auth: Type.Optional(Type.String({ "x-secret": true })),
           identitytoken: Type.Optional(Type.String({ "x-secret": true })),
@@ -201,18 +206,18 @@ const kubernetes = obj(
     "bootstrap-token": str("Bootstrap token (abcdef.0123456789abcdef).", { pattern: "^[a-z0-9]{6}\\.[a-z0-9]{16}$", "x-secret": true }),
     "authentication-mode": Type.Union([Type.Literal("tls"), Type.Literal("aws")], { description: "How the kubelet authenticates.", default: "tls" }),
     "standalone-mode": bool("Run the kubelet without an API server.", { default: false }),
-    "node-labels": map("^([a-z0-9.-]+/)?[A-Za-z0-9]([A-Za-z0-9_.-]*[A-Za-z0-9])?$", Type.String({ maxLength: 63 }), { description: "Node labels." }),
+    "node-labels": map("^([a-z0-9.-]+/)?[A-Za-z0-9]([A-Za-z0-9_.-]*[A-Za-z0-9])?$", line({ maxLength: 63 }), { description: "Node labels." }),
     "node-taints": map("^([a-z0-9.-]+/)?[A-Za-z0-9]([A-Za-z0-9_.-]*[A-Za-z0-9])?$", Type.Array(Type.String({ pattern: "^[^:]*:(NoSchedule|PreferNoSchedule|NoExecute)$" })), {
       description: "Node taints: key → [value:Effect].",
     }),
-    "eviction-hard": map("^[a-z.]+$", Type.String(), { description: "Hard eviction thresholds, e.g. memory.available = 100Mi." }),
-    "eviction-soft": map("^[a-z.]+$", Type.String(), { description: "Soft eviction thresholds." }),
-    "system-reserved": map("^[a-z-]+$", Type.String(), { description: "Resources reserved for the system, e.g. cpu = 100m." }),
-    "kube-reserved": map("^[a-z-]+$", Type.String(), { description: "Resources reserved for Kubernetes daemons." }),
+    "eviction-hard": map("^[a-z.]+$", line(), { description: "Hard eviction thresholds, e.g. memory.available = 100Mi." }),
+    "eviction-soft": map("^[a-z.]+$", line(), { description: "Soft eviction thresholds." }),
+    "system-reserved": map("^[a-z-]+$", line(), { description: "Resources reserved for the system, e.g. cpu = 100m." }),
+    "kube-reserved": map("^[a-z-]+$", line(), { description: "Resources reserved for Kubernetes daemons." }),
     "max-pods": int("Most pods on the node.", { minimum: 1, default: 110 }),
     "pod-pids-limit": int("Most processes per pod.", { minimum: -1 }),
     "log-level": int("kubelet log verbosity.", { minimum: 0, maximum: 10, default: 2 }),
-    "allowed-unsafe-sysctls": list(Type.String(), "Unsafe sysctls pods may set."),
+    "allowed-unsafe-sysctls": list(line(), "Unsafe sysctls pods may set."),
     "server-tls-bootstrap": bool("Request the kubelet's serving certificate from the cluster.", { default: true }),
     "server-certificate": str("Base64 serving certificate of the kubelet.", { format: "base64" }),
     "server-key": str("Base64 private key of the kubelet's serving certificate.", { format: "base64", "x-secret": true }),
@@ -228,7 +233,8 @@ const kubernetes = obj(
 
 function settingsSchema(variant: Variant): TObject {
   const common: Record<string, TSchema> = {
-    motd: str("Message of the day (/etc/motd).", { default: "Welcome to Caisson!" }),
+    // The one multi-line setting: a message shown as is.
+    motd: Type.String({ description: "Message of the day (/etc/motd).", default: "Welcome to Caisson!" }),
     network,
     dns,
     ntp,
