@@ -12,7 +12,8 @@
 // leaves a pending file whose id live.json already holds; open() deletes it. So a commit is whole
 // or absent at every instant. Pending transactions are written atomically but not fsynced: a power
 // cut may lose uncommitted changes (as Bottlerocket's storewolf discards them at boot anyway),
-// never committed ones.
+// never committed ones. (The unlink of a consumed pending file is not fsynced: after a power cut it
+// may reappear, but the host discards every pending transaction at start, so it is never committed.)
 import { existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, renameSync, symlinkSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
@@ -79,6 +80,8 @@ export class Datastore {
   }
 
   private recoverPending(): void {
+    // A crash inside a commit's writeFileAtomic leaves its temporary `.live.json.tmp-*` beside live.json.
+    for (const f of readdirSync(this.dir)) if (f.startsWith(".live.json.tmp-")) unlinkSync(join(this.dir, f));
     const dir = join(this.dir, "pending");
     mkdirSync(dir, { recursive: true });
     for (const f of readdirSync(dir)) {
@@ -94,7 +97,13 @@ export class Datastore {
         unlinkSync(path); // torn by a power cut: pending data is not durable by design
         continue;
       }
-      const tx = decodeURIComponent(f.slice(0, -5));
+      let tx: string;
+      try {
+        tx = decodeURIComponent(f.slice(0, -5));
+      } catch {
+        unlinkSync(path); // not a name this store wrote
+        continue;
+      }
       const last = this.live["last-commit"];
       if (last && last.id === p.id) unlinkSync(path); // committed, but the crash came before its unlink
       else this.pending.set(tx, p);
