@@ -1,6 +1,6 @@
 // The API server: HTTP/1.1 on a Unix socket (mode 0660, group `api`, as Bottlerocket's), routes
 // from routes.ts, JSON errors, a body size limit. Access control is the socket's permissions.
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from "node:http";
 import { chmodSync, chownSync, existsSync, readFileSync, unlinkSync, lstatSync } from "node:fs";
 import { ApiError, errorBody, toApiError } from "./errors.js";
 import { routes, type Request } from "./routes.js";
@@ -9,13 +9,25 @@ import type { Host } from "../host/host.js";
 
 export const MAX_BODY_BYTES = 1024 * 1024;
 
-export function createApiServer(host: Host, log: (msg: string) => void = () => {}): Server {
-  return createServer((req, res) => {
+/** The API's request handler, shared by the Unix socket server and the network (mTLS) server. */
+export function apiRequestHandler(host: Host, log: (msg: string) => void = () => {}): RequestListener {
+  return (req, res) => {
     handle(host, req, res).catch((e: unknown) => {
       log(`request handling failed: ${(e as Error).message}`);
       if (!res.headersSent) send(res, 500, errorBody(new ApiError(500, "internal error")));
     });
+  };
+}
+
+export function createApiServer(host: Host, log: (msg: string) => void = () => {}): Server {
+  const server = createServer(apiRequestHandler(host, log));
+  // Bytes that are not HTTP get a JSON error too, like every other bad request.
+  server.on("clientError", (err, socket) => {
+    if (!socket.writable) return socket.destroy();
+    const body = errorBody(new ApiError(400, `malformed HTTP request: ${err.message}`));
+    socket.end(`HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
   });
+  return server;
 }
 
 async function handle(host: Host, req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -29,7 +41,12 @@ async function handle(host: Host, req: IncomingMessage, res: ServerResponse): Pr
     return send(res, err.status, errorBody(err));
   }
   try {
-    const url = new URL(req.url ?? "/", "http://localhost");
+    let url: URL;
+    try {
+      url = new URL(req.url ?? "/", "http://localhost");
+    } catch {
+      throw new ApiError(400, `malformed request target: ${String(req.url).slice(0, 100)}`);
+    }
     const route = routes[url.pathname];
     if (!route) throw new ApiError(404, `no such path: ${url.pathname}`);
     const handler = route[req.method ?? "GET"];

@@ -36,10 +36,11 @@ interface PendingFile {
 }
 
 export const DEFAULT_TX = "default";
-const TX_NAME = /^[\x21-\x7e]{1,128}$/;
+// 64 characters: percent-encoded (at most 3 bytes each) the pending file name stays under 255 bytes.
+const TX_NAME = /^[\x21-\x7e]{1,64}$/;
 
 export function checkTxName(tx: string): void {
-  if (!TX_NAME.test(tx)) throw new DatastoreError(`invalid transaction name '${tx}': use 1-128 printable ASCII characters`);
+  if (!TX_NAME.test(tx)) throw new DatastoreError(`invalid transaction name '${tx.slice(0, 80)}': use 1-64 printable ASCII characters`);
 }
 
 export class Datastore {

@@ -1,49 +1,119 @@
-// `caisson host`: the resident host daemon — management plane plus API server — on the image
-// (root "/", systemctl) or in workstation mode (any directory as the root, restarts recorded).
+// The resident host daemon — management plane plus API servers — on the image (root "/",
+// systemctl, socket activation, network API, health gate) or in workstation mode (any directory as
+// the root, restarts recorded). Same code path for both but for those seams.
 import { join } from "node:path";
 import { readFileSync } from "node:fs";
+import { networkInterfaces } from "node:os";
+import type { Server } from "node:net";
 import { Host } from "./host.js";
-import { createApiServer, groupId, listenOnSocket } from "../api/server.js";
-import { RecordingServiceManager, SystemctlServiceManager } from "../applier/service-manager.js";
-import { fileSource } from "../userdata/userdata.js";
+import { apiRequestHandler, createApiServer, groupId, listenOnSocket } from "../api/server.js";
+import { createNetworkApiServer, networkApiConfig } from "../api/network.js";
+import { RecordingServiceManager, SystemctlServiceManager, type ServiceManager } from "../applier/service-manager.js";
+import type { UserDataSource } from "../userdata/userdata.js";
 import { imageDataDir, packageRoot } from "../fsutil/package-root.js";
 import type { Variant } from "../settings/schema.js";
+import { evaluateHealth, type BootInfo } from "./health.js";
 
 export interface DaemonOptions {
   root: string;
-  socket: string;
   variant: Variant;
-  userData: string[];
-  socketGid?: number;
+  version: string;
+  userDataSources: UserDataSource[];
+  /** A socket path to bind, or a file descriptor systemd passed (socket activation). */
+  listen: { path: string; gid?: number } | { fd: number; path: string };
   serviceManager: "systemctl" | "record";
+  /** On the image: what booted, so the daemon can judge and report health. */
+  boot?: BootInfo;
+  /** Where the one-line status goes (the console on the image). */
+  announce?: (line: string) => void;
 }
 
 export function packageVersion(): string {
   return (JSON.parse(readFileSync(join(packageRoot(), "package.json"), "utf8")) as { version: string }).version;
 }
 
+function primaryIPv4(): string | undefined {
+  for (const addrs of Object.values(networkInterfaces())) for (const a of addrs ?? []) if (a.family === "IPv4" && !a.internal) return a.address;
+  return undefined;
+}
+
 export async function runDaemon(o: DaemonOptions): Promise<void> {
   const log = (msg: string) => process.stderr.write(`caisson-host: ${msg}\n`);
-  const serviceManager =
+  const serviceManager: ServiceManager =
     o.serviceManager === "systemctl" ? new SystemctlServiceManager() : new RecordingServiceManager(join(o.root, "run/caisson/restarts.log"));
-  const host = await Host.start({
+  let network: Server | undefined;
+  let networkState = "off";
+  const reconfigureNetwork = (host: Host) => {
+    const cfg = networkApiConfig(host.liveSettings());
+    const old = network;
+    network = undefined;
+    old?.close();
+    if (typeof cfg === "string") {
+      networkState = cfg;
+      return;
+    }
+    const server = createNetworkApiServer(cfg, apiRequestHandler(host, log));
+    server.on("error", (e) => log(`network API: ${e.message}`));
+    server.listen(cfg.port, "0.0.0.0");
+    network = server;
+    networkState = `https://${primaryIPv4() ?? "0.0.0.0"}:${cfg.port} (mutual TLS)`;
+  };
+
+  const host: Host = await Host.start({
+    root: o.root,
+    variant: o.variant,
+    version: o.version,
+    imageDir: imageDataDir(),
+    serviceManager,
+    userDataSources: o.userDataSources,
+    log,
+    onCommit: (changed) => {
+      if (changed.some((k) => k.startsWith("settings.api."))) reconfigureNetwork(host);
+    },
+  });
+  const server = createApiServer(host, log);
+  const listen = o.listen;
+  if ("fd" in listen) await new Promise<void>((r) => server.listen({ fd: listen.fd }, r));
+  else await listenOnSocket(server, listen.path, listen.gid ?? groupId("api"));
+  reconfigureNetwork(host);
+
+  const status = host.bootStatus();
+  const ud = status["user-data"];
+  const summary =
+    `API ready on ${o.listen.path}; network API ${networkState}; variant ${o.variant}; ` +
+    `user data ${ud.state}${ud.error ? ` (${ud.error.message})` : ""}; settings ${status["settings-applied"] ? "applied" : `NOT applied: ${status["apply-error"]}`}`;
+  process.stdout.write(`${summary}\n`);
+
+  if (o.boot) {
+    const boot = o.boot;
+    host.reportBoot("boot", boot);
+    host.reportBoot("health", { state: "checking", checks: [], degraded: false });
+    void evaluateHealth({ settingsApplied: status["settings-applied"], applyError: status["apply-error"], boot }).then((health) => {
+      host.reportBoot("health", health);
+      const failed = health.checks.filter((c) => !c.ok).map((c) => `${c.name}: ${c.detail}`);
+      o.announce?.(
+        `Caisson ${o.version} (${o.variant}) slot ${boot.slot ?? "?"} at ${primaryIPv4() ?? "no address"}: ` +
+          (health.state === "healthy" ? "healthy, API up" : `${health.degraded ? "DEGRADED" : "UNHEALTHY"} (${failed.join("; ")}), API up`),
+      );
+    });
+  }
+
+  const stop = () => {
+    network?.close();
+    server.close(() => process.exit(0));
+  };
+  process.once("SIGTERM", stop);
+  process.once("SIGINT", stop);
+}
+
+/** Workstation mode: `caisson host --root DIR --socket PATH`. */
+export function workstationDaemon(o: { root: string; socket: string; variant: Variant; userData: UserDataSource[]; socketGid?: number; serviceManager: "systemctl" | "record" }): Promise<void> {
+  return runDaemon({
     root: o.root,
     variant: o.variant,
     version: packageVersion(),
-    imageDir: imageDataDir(),
-    serviceManager,
-    // Ordered: the data partition's local file, then files given on the command line (later wins).
-    userDataSources: [fileSource(join(o.root, "var/lib/caisson/user-data.toml")), ...o.userData.map(fileSource)],
-    log,
+    userDataSources: o.userData,
+    listen: { path: o.socket, gid: o.socketGid },
+    serviceManager: o.serviceManager,
   });
-  const server = createApiServer(host, log);
-  await listenOnSocket(server, o.socket, o.socketGid ?? groupId("api"));
-  const status = host.bootStatus();
-  const ud = status["user-data"];
-  process.stdout.write(
-    `API ready on ${o.socket} (variant ${o.variant}; user data ${ud.state}${ud.error ? `: ${ud.error.message}` : ""}; settings ${status["settings-applied"] ? "applied" : "NOT applied"})\n`,
-  );
-  const stop = () => server.close(() => process.exit(0));
-  process.once("SIGTERM", stop);
-  process.once("SIGINT", stop);
 }

@@ -30,13 +30,26 @@ export interface HostOptions {
   serviceManager: ServiceManager;
   userDataSources: UserDataSource[];
   log: (msg: string) => void;
+  /** Called after every commit with the changed keys (e.g. to reconfigure the network API). */
+  onCommit?: (changed: string[]) => void;
+}
+
+export interface UserDataRejection {
+  message: string;
+  source: string;
+  line?: number;
+  column?: number;
+  key?: string;
 }
 
 export interface UserDataStatus {
+  /** rejected: at least one source was invalid and nothing of it applied (others may have). */
   state: "applied" | "rejected" | "absent";
-  /** Sources that held user data, in the order applied. */
+  /** Sources whose user data was applied, in order. */
   sources: string[];
-  error?: { message: string; source: string; line?: number; column?: number; key?: string };
+  /** The first rejected source, and all of them. */
+  error?: UserDataRejection;
+  rejected?: UserDataRejection[];
   at: string;
 }
 
@@ -46,6 +59,9 @@ export interface BootStatus {
   "apply-error"?: string;
   generated: string[];
   "started-at": string;
+  /** Reported by the daemon on the image: which slot booted and the health gate's verdict. */
+  boot?: unknown;
+  health?: unknown;
 }
 
 /** Split `key=value` at the first `=` outside a quoted key segment. */
@@ -152,14 +168,19 @@ export class Host {
     return join(this.dataDir, "early-boot-config.json");
   }
 
-  /** Read, parse and validate all user data, at first boot only. All of it, or none of it. */
+  /**
+   * Read, parse and validate user data, at first boot only. Each source is one document: an invalid
+   * one is rejected whole (nothing of it applied) and the others still apply — so a bad document
+   * from the user does not take away, say, the network API's certificates handed over by `launch`.
+   */
   private readUserDataOnce(): { settings?: JsonObject; status?: UserDataStatus } {
     if (existsSync(this.userDataRecord)) return {};
     const at = new Date().toISOString();
     const sources: string[] = [];
+    const rejected: UserDataRejection[] = [];
     let merged: JsonObject = {};
-    try {
-      for (const src of this.o.userDataSources) {
+    for (const src of this.o.userDataSources) {
+      try {
         const bytes = src.read();
         if (bytes === undefined) continue;
         const settings = parseUserData(bytes, src.name);
@@ -171,22 +192,16 @@ export class Host {
         }
         merged = deepMerge(merged, settings);
         sources.push(src.name);
+      } catch (e) {
+        const ue = e instanceof UserDataError ? e : new UserDataError(`user data from ${src.name}: ${(e as Error).message}`, src.name);
+        this.o.log(`user data rejected, nothing of it applied: ${ue.message}`);
+        rejected.push({ message: ue.message, source: ue.source, line: ue.line, column: ue.column, key: ue.key });
       }
-    } catch (e) {
-      const ue = e instanceof UserDataError ? e : new UserDataError((e as Error).message, "unknown");
-      this.o.log(`user data rejected, nothing of it applied; the host runs on defaults: ${ue.message}`);
-      return {
-        status: {
-          state: "rejected",
-          sources,
-          error: { message: ue.message, source: ue.source, line: ue.line, column: ue.column, key: ue.key },
-          at,
-        },
-      };
     }
-    if (sources.length === 0) return { status: { state: "absent", sources, at } };
-    this.o.log(`user data from ${sources.join(", ")} applied: ${changedKeys({}, merged).join(", ")}`);
-    return { settings: merged, status: { state: "applied", sources, at } };
+    if (sources.length) this.o.log(`user data from ${sources.join(", ")} applied: ${changedKeys({}, merged).join(", ")}`);
+    const state = rejected.length ? "rejected" : sources.length ? "applied" : "absent";
+    const status: UserDataStatus = { state, sources, ...(rejected.length ? { error: rejected[0], rejected } : {}), at };
+    return { settings: sources.length ? merged : undefined, status };
   }
 
   private recordUserData(status: UserDataStatus): void {
@@ -203,6 +218,11 @@ export class Host {
 
   bootStatus(): BootStatus {
     return this.status;
+  }
+
+  /** Add what only the daemon knows (boot, health) to the boot status. */
+  reportBoot(part: "boot" | "health", value: unknown): void {
+    this.status[part] = value;
   }
 
   os(): JsonObject {
@@ -288,13 +308,16 @@ export class Host {
   }
 
   commit(tx: string): Promise<string[]> {
-    return this.serial(() => {
-      checkTxName(tx);
-      const changed = this.store.commit(tx);
-      this.liveJson = undefined;
-      this.o.log(`committed transaction '${tx}': ${changed.join(", ") || "no value changed"}`);
-      return changed;
-    });
+    return this.serial(() => this.commitNow(tx));
+  }
+
+  private commitNow(tx: string): string[] {
+    checkTxName(tx);
+    const changed = this.store.commit(tx);
+    this.liveJson = undefined;
+    this.o.log(`committed transaction '${tx}': ${changed.join(", ") || "no value changed"}`);
+    if (changed.length) this.o.onCommit?.(changed);
+    return changed;
   }
 
   apply(keys: string[] | "all"): Promise<ApplyPlan> {
@@ -311,10 +334,7 @@ export class Host {
 
   commitAndApply(tx: string): Promise<string[]> {
     return this.serial(async () => {
-      checkTxName(tx);
-      const changed = this.store.commit(tx);
-      this.liveJson = undefined;
-      this.o.log(`committed transaction '${tx}': ${changed.join(", ") || "no value changed"}`);
+      const changed = this.commitNow(tx);
       if (changed.length) {
         try {
           await this.applyNow(changed);

@@ -92,8 +92,9 @@ export function setPath(tree: JsonObject, path: readonly string[], value: Json):
 export function deepMerge(base: JsonObject, patch: JsonObject): JsonObject {
   const out: JsonObject = { ...base };
   for (const [k, v] of Object.entries(patch)) {
-    const b = out[k];
-    out[k] = isObject(b) && isObject(v) ? deepMerge(b, v) : v;
+    const b = Object.hasOwn(out, k) ? out[k] : undefined;
+    // defineProperty: a key named __proto__ stays a key, never a prototype change.
+    Object.defineProperty(out, k, { value: isObject(b) && isObject(v) ? deepMerge(b, v) : v, enumerable: true, writable: true, configurable: true });
   }
   return out;
 }

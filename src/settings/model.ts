@@ -28,8 +28,14 @@ function branchOf(schema: TSchema): Branch | undefined {
   return undefined;
 }
 
+// Names an object inherits (`constructor`, `__proto__`...) are never settings: own properties only,
+// and no map may hold a key that would reach a prototype when merged.
+const RESERVED = new Set(["__proto__", "constructor", "prototype"]);
+
 function child(b: Branch, seg: string): TSchema | undefined {
-  if (b.kind === "object") return (b.schema.properties as Record<string, TSchema>)[seg];
+  if (RESERVED.has(seg)) return undefined;
+  const props = b.schema.properties as Record<string, TSchema>;
+  if (b.kind === "object") return Object.hasOwn(props, seg) ? props[seg] : undefined;
   return b.keyPattern.test(seg) ? b.value : undefined;
 }
 

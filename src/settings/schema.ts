@@ -22,7 +22,19 @@ export function isVariant(v: string): v is Variant {
 FormatRegistry.Set("ip", (v) => isIP(v) !== 0);
 FormatRegistry.Set("hostname", (v) => /^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/.test(v));
 FormatRegistry.Set("url", (v) => URL.canParse(v) && /^[a-z][a-z0-9+.-]*:\/\//i.test(v));
-FormatRegistry.Set("base64", (v) => /^[A-Za-z0-9+/\r\n]*={0,2}$/.test(v) && v.replace(/\s/g, "").length % 4 === 0);
+const isBase64 = (v: string) => /^[A-Za-z0-9+/\r\n]*={0,2}$/.test(v) && v.replace(/\s/g, "").length % 4 === 0;
+FormatRegistry.Set("base64", isBase64);
+// Base64 of PEM text: what certificate settings hold, checked here so that a value that would
+// break rendering of the trust store later is refused when it is set.
+FormatRegistry.Set("base64-pem", (v) => {
+  if (!isBase64(v)) return false;
+  try {
+    const text = new TextDecoder("utf-8", { fatal: true }).decode(Buffer.from(v, "base64"));
+    return /-----BEGIN [A-Z0-9 ]+-----/.test(text);
+  } catch {
+    return false;
+  }
+});
 
 const opt = <T extends TSchema>(s: T) => Type.Optional(s);
 const obj = (props: Record<string, TSchema>, options: Record<string, unknown> = {}) =>
@@ -190,7 +202,7 @@ const ociDefaults = obj(
 const pki = map(
   NAME,
   obj({
-    data: str("Base64 PEM certificate bundle.", { format: "base64", minLength: 1 }),
+    data: str("Base64 PEM certificate bundle.", { format: "base64-pem", minLength: 1 }),
     trusted: bool("Add the bundle to the trust store.", { default: false }),
   }),
   { description: "Certificate bundles by name." },
@@ -199,7 +211,7 @@ const pki = map(
 const kubernetes = obj(
   {
     "api-server": str("URL of the Kubernetes API server.", { format: "url" }),
-    "cluster-certificate": str("Base64 CA certificate of the cluster.", { format: "base64" }),
+    "cluster-certificate": str("Base64 CA certificate of the cluster.", { format: "base64-pem" }),
     "cluster-name": str("Cluster name.", { minLength: 1 }),
     "cluster-domain": str("Cluster DNS domain.", { format: "hostname", default: "cluster.local" }),
     "cluster-dns-ip": Type.Union([ip, Type.Array(ip, { minItems: 1 })], { description: "Cluster DNS service address(es)." }),
@@ -231,6 +243,22 @@ const kubernetes = obj(
   { description: "Kubernetes (k8s variant)." },
 );
 
+const api = obj(
+  {
+    network: obj({
+      enabled: bool("Serve the API on the network too, over mutual TLS (it is always on the Unix socket /run/api.sock).", {
+        default: false,
+        "x-variant-defaults": { dev: true },
+      }),
+      port: int("TCP port of the network API.", { minimum: 1, maximum: 65535, default: 8443 }),
+      "server-certificate": str("Base64 PEM certificate (chain) the network API presents.", { format: "base64-pem" }),
+      "server-key": str("Base64 PEM private key of the network API.", { format: "base64-pem", "x-secret": true }),
+      "client-ca": str("Base64 PEM CA bundle; only clients with a certificate it signed are let in.", { format: "base64-pem" }),
+    }),
+  },
+  { description: "The API itself." },
+);
+
 function settingsSchema(variant: Variant): TObject {
   const common: Record<string, TSchema> = {
     // The one multi-line setting: a message shown as is.
@@ -247,6 +275,7 @@ function settingsSchema(variant: Variant): TObject {
     "container-runtime": containerRuntime,
     "oci-defaults": ociDefaults,
     pki,
+    api,
   };
   if (variant === "k8s") common.kubernetes = kubernetes;
   return obj(common, { description: `Settings of the ${variant} variant.` });

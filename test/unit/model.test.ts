@@ -82,7 +82,7 @@ test("format checks: ip, url, hostname, base64", () => {
     { network: { hostname: "ip-10-0-0-1.ec2.internal" } },
     { "host-containers": { admin: { "user-data": "" } } },
     { "host-containers": { admin: { "user-data": "aGk=" } } },
-    { pki: { corp: { data: "TUlJQ0l6\nQ0NBY21n" } } },
+    { pki: { corp: { data: Buffer.from("-----BEGIN CERTIFICATE-----\nMIIC\n-----END CERTIFICATE-----\n").toString("base64").replace(/(.{16})/, "$1\n") } } },
   ];
   for (const t of ok) validateSettings("dev", t);
   rejects("dev", { dns: { "name-servers": ["1.2.3.400"] } }, "settings.dns.name-servers", /expected list of string \(ip\).*format/);

@@ -43,7 +43,7 @@ function sample(): JsonObject {
       ],
     },
     "container-runtime": { "enable-unprivileged-ports": true, "enable-unprivileged-icmp": false, "max-container-log-line-size": -1 },
-    pki: { corp: { data: b64(CERT_A), trusted: true }, other: { data: b64(CERT_B), trusted: true }, untrusted: { data: b64("NOT-TRUSTED"), trusted: false } },
+    pki: { corp: { data: b64(CERT_A), trusted: true }, other: { data: b64(CERT_B), trusted: true }, untrusted: { data: b64("-----BEGIN CERTIFICATE-----\nNOT-TRUSTED\n-----END CERTIFICATE-----\n"), trusted: false } },
     updates: { "metadata-base-url": "https://updates.example/meta/", "targets-base-url": "https://updates.example/targets/", seed: 1234, "version-lock": "v1.2.3" },
     kubernetes: { "api-server": "https://api.cluster.example:6443" },
   });

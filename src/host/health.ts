@@ -1,0 +1,85 @@
+// What "healthy" means for a boot, and what the boot is: the health gate's verdict decides whether
+// a slot on trial is blessed (systemd-bless-boot) or its try is used up (reboot).
+import { connect } from "node:net";
+import { existsSync, readFileSync } from "node:fs";
+
+// systemd-boot's loader interface variables (Boot Loader Interface, vendor GUID).
+const LOADER_GUID = "4a67b082-0a4c-41cf-b6c7-440b29bb8c4f";
+
+export interface BootInfo {
+  slot?: string;
+  /** The entry systemd-boot started, e.g. caisson-b+2-1.conf. */
+  entry?: string;
+  /** true on a boot on trial (its entry has a try counter). */
+  counted: boolean;
+  cmdline: string;
+  /** The host's identity; it lives on the data partition, so it survives reboots and updates. */
+  machineId?: string;
+}
+
+function efiString(name: string, efivars: string): string | undefined {
+  const p = `${efivars}/${name}-${LOADER_GUID}`;
+  if (!existsSync(p)) return undefined;
+  // 4 bytes of attributes, then UTF-16LE, NUL-terminated.
+  return readFileSync(p).subarray(4).toString("utf16le").replace(/\0+$/, "");
+}
+
+export function readBootInfo(proc = "/proc", efivars = "/sys/firmware/efi/efivars"): BootInfo {
+  const cmdline = existsSync(`${proc}/cmdline`) ? readFileSync(`${proc}/cmdline`, "utf8").trim() : "";
+  const slot = /(?:^|\s)caisson\.slot=([ab])(?:\s|$)/.exec(cmdline)?.[1];
+  const entry = efiString("LoaderEntrySelected", efivars);
+  const machineId = existsSync("/etc/machine-id") ? readFileSync("/etc/machine-id", "utf8").trim() || undefined : undefined;
+  return { slot, entry, counted: efiString("LoaderBootCountPath", efivars) !== undefined, cmdline, machineId };
+}
+
+export interface HealthCheck {
+  name: string;
+  ok: boolean;
+  detail: string;
+}
+
+export interface Health {
+  state: "checking" | "healthy" | "unhealthy";
+  checks: HealthCheck[];
+  /** An unhealthy boot of a blessed slot: the host stays up and says so. */
+  degraded: boolean;
+}
+
+function socketAnswers(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect(path);
+    s.once("connect", () => (s.destroy(), resolve(true)));
+    s.once("error", () => resolve(false));
+  });
+}
+
+/**
+ * Evaluate health, waiting up to `timeoutMs` for what starts after us (containerd).
+ * `settingsApplied` comes from the daemon's own bring-up; the API is up if this code runs in it.
+ */
+export async function evaluateHealth(o: {
+  settingsApplied: boolean;
+  applyError?: string;
+  boot: BootInfo;
+  containerdSocket?: string;
+  timeoutMs?: number;
+}): Promise<Health> {
+  const sock = o.containerdSocket ?? "/run/containerd/containerd.sock";
+  const deadline = Date.now() + (o.timeoutMs ?? 90_000);
+  let containerd = await socketAnswers(sock);
+  while (!containerd && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 500));
+    containerd = await socketAnswers(sock);
+  }
+  const checks: HealthCheck[] = [
+    { name: "api", ok: true, detail: "answering on /run/api.sock" },
+    { name: "settings", ok: o.settingsApplied, detail: o.settingsApplied ? "applied" : `not applied: ${o.applyError ?? "unknown error"}` },
+    { name: "containerd", ok: containerd, detail: containerd ? `answering on ${sock}` : `no answer on ${sock} after ${(o.timeoutMs ?? 90_000) / 1000} s` },
+  ];
+  // Test knob: a kernel parameter that fails the gate, to exercise fallback without a broken build.
+  if (/(?:^|\s)caisson\.test\.fail-health(?:\s|$)/.test(o.boot.cmdline)) {
+    checks.push({ name: "test-knob", ok: false, detail: "caisson.test.fail-health is on the kernel command line" });
+  }
+  const healthy = checks.every((c) => c.ok);
+  return { state: healthy ? "healthy" : "unhealthy", checks, degraded: !healthy && !o.boot.counted };
+}

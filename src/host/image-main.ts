@@ -1,0 +1,95 @@
+// Entry point of the agents in the image (bundled to /usr/lib/caisson/caisson-host.mjs):
+//   daemon   the resident host daemon (systemd: caisson-host.service, socket-activated)
+//   health   the health gate (caisson-host.service's verdict; RequiredBy=boot-complete.target)
+import { readFileSync, writeFileSync } from "node:fs";
+import { request } from "node:http";
+import { runDaemon } from "./daemon.js";
+import { parseOsRelease } from "./os-release.js";
+import { readBootInfo } from "./health.js";
+import { imageUserDataSources } from "../userdata/sources.js";
+import { isVariant } from "../settings/schema.js";
+import type { Health, BootInfo } from "./health.js";
+
+const SOCKET = "/run/api.sock";
+
+function console(line: string): void {
+  // The console is where an operator without network access looks first.
+  try {
+    writeFileSync("/dev/console", `${line}\n`);
+  } catch {
+    process.stdout.write(`${line}\n`);
+  }
+}
+
+async function daemon(): Promise<void> {
+  const os = parseOsRelease(readFileSync("/etc/os-release", "utf8"));
+  const variant = os.VARIANT_ID ?? "dev";
+  if (!isVariant(variant)) throw new Error(`/etc/os-release names unknown variant ${variant}`);
+  // systemd socket activation (caisson-api.socket): the socket is fd 3.
+  const activated = process.env.LISTEN_FDS === "1" && process.env.LISTEN_PID === String(process.pid);
+  await runDaemon({
+    root: "/",
+    variant,
+    version: os.VERSION_ID ?? "0.0.0",
+    userDataSources: imageUserDataSources(),
+    listen: activated ? { fd: 3, path: SOCKET } : { path: SOCKET },
+    serviceManager: "systemctl",
+    boot: readBootInfo(),
+    announce: console,
+  });
+}
+
+function bootStatus(): Promise<{ health?: Health; boot?: BootInfo }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ socketPath: SOCKET, path: "/boot-status", agent: false }, (res) => {
+      let body = "";
+      res.on("data", (c: Buffer) => (body += c.toString()));
+      res.on("end", () => (res.statusCode === 200 ? resolve(JSON.parse(body) as { health?: Health }) : reject(new Error(`HTTP ${res.statusCode}: ${body}`))));
+    });
+    req.on("error", reject);
+    req.setTimeout(10_000, () => req.destroy(new Error("timed out")));
+    req.end();
+  });
+}
+
+/**
+ * The health gate: waits for the daemon's verdict. On a boot on trial an unhealthy verdict fails
+ * this unit (FailureAction=reboot uses up the try); on a blessed slot it never loops: the host
+ * stays up, degraded, and says so on the console and in /boot-status.
+ */
+async function health(): Promise<number> {
+  const deadline = Date.now() + 150_000;
+  let last = "";
+  while (Date.now() < deadline) {
+    try {
+      const s = await bootStatus();
+      if (s.health && s.health.state !== "checking") {
+        const failed = s.health.checks.filter((c) => !c.ok).map((c) => `${c.name}: ${c.detail}`).join("; ");
+        if (s.health.state === "healthy") {
+          console(`CAISSON-HEALTH OK slot=${s.boot?.slot ?? "?"} entry=${s.boot?.entry ?? "?"}`);
+          return 0;
+        }
+        if (s.boot?.counted) {
+          console(`CAISSON-HEALTH FAIL slot=${s.boot.slot ?? "?"} entry=${s.boot.entry ?? "?"}: ${failed}; rebooting to use up this try`);
+          return 1;
+        }
+        console(`CAISSON-HEALTH DEGRADED slot=${s.boot?.slot ?? "?"} (blessed; staying up): ${failed}`);
+        return 0;
+      }
+    } catch (e) {
+      last = (e as Error).message;
+    }
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+  const counted = readBootInfo().counted;
+  console(`CAISSON-HEALTH FAIL: no verdict from the API (${last || "still checking"})${counted ? "; rebooting to use up this try" : "; staying up"}`);
+  return counted ? 1 : 0;
+}
+
+const cmd = process.argv[2];
+if (cmd === "daemon") await daemon();
+else if (cmd === "health") process.exitCode = await health();
+else {
+  process.stderr.write("usage: caisson-host.mjs daemon|health\n");
+  process.exitCode = 2;
+}
