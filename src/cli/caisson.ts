@@ -57,6 +57,7 @@ program
   .option("--bug-report-url <url>", "BUG_REPORT_URL in os-release")
   .option("--build-id <id>", "BUILD_ID in os-release (default: derived from the inputs)")
   .option("--slot-only", "write only the slot artifacts (root, verity, kernel, initrd), not a disk")
+  .addOption(new Option("--selinux <mode>", "SELinux mode (permissive: only to collect denials while writing policy)").choices(["enforcing", "permissive"]).default("enforcing"))
   .action(async (o: Record<string, string | undefined>) => {
     if (!isVariant(o.variant!)) throw new Error(`unknown variant ${o.variant}`);
     if (o.variant !== "dev") throw new Error(`variant ${o.variant} cannot be built yet: its kubelet is not packaged for Debian 12 (see the issues); build --variant dev`);
@@ -72,6 +73,7 @@ program
       branding: { name: o.osName!, id: o.osId!, homeUrl: o.homeUrl, supportUrl: o.supportUrl, bugReportUrl: o.bugReportUrl },
       buildId: o.buildId,
       slotOnly: Boolean(o.slotOnly),
+      selinux: o.selinux as "enforcing" | "permissive",
     });
   });
 

@@ -25,7 +25,7 @@ async function daemon(): Promise<void> {
   const os = parseOsRelease(readFileSync("/etc/os-release", "utf8"));
   const variant = os.VARIANT_ID ?? "dev";
   if (!isVariant(variant)) throw new Error(`/etc/os-release names unknown variant ${variant}`);
-  // systemd socket activation (caisson-api.socket): the socket is fd 3.
+  // Socket activation if a unit passes the socket (fd 3); the image binds it itself today.
   const activated = process.env.LISTEN_FDS === "1" && process.env.LISTEN_PID === String(process.pid);
   await runDaemon({
     root: "/",

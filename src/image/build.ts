@@ -21,6 +21,8 @@ export interface BuildOptions {
   layout?: DiskLayout;
   /** Skip the disk: only the slot artifacts (what an update carries). */
   slotOnly?: boolean;
+  /** SELinux mode the image boots in (permissive only to collect denials while developing policy). */
+  selinux?: "enforcing" | "permissive";
 }
 
 /** What a build wrote, recorded in <out>/build.json (the update repository tool reads it). */
@@ -42,7 +44,10 @@ export interface BuildRecord {
 export const SEMVER = /^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$/;
 
 /** Kernel parameters every slot boots with (the verity ones come from the slot). */
-export const BASE_KERNEL_PARAMETERS = ["console=tty0", "console=ttyS0", "security=selinux", "enforcing=1", "sysctl.kernel.printk_ratelimit=0"];
+export function baseKernelParameters(selinux: "enforcing" | "permissive" = "enforcing"): string[] {
+  // printk_ratelimit=0: with no auditd, AVC denials reach the console only unthrottled.
+  return ["console=tty0", "console=ttyS0", "security=selinux", `enforcing=${selinux === "enforcing" ? 1 : 0}`, "sysctl.kernel.printk_ratelimit=0"];
+}
 
 export async function buildImage(o: BuildOptions): Promise<BuildRecord> {
   if (!SEMVER.test(o.version)) throw new Error(`--version ${o.version} is not a semantic version (X.Y.Z)`);
@@ -87,7 +92,7 @@ export async function buildImage(o: BuildOptions): Promise<BuildRecord> {
     title: `${o.branding.name} ${o.version} (${o.variant})`,
     roothash: sealed.roothash,
     fsType: "erofs",
-    extra: [...BASE_KERNEL_PARAMETERS, `caisson.version=${o.version}`],
+    extra: [...baseKernelParameters(o.selinux), `caisson.version=${o.version}`],
   };
   const layout = o.layout ?? DEFAULT_LAYOUT;
   if (!o.slotOnly) {
