@@ -11,9 +11,10 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { packageRoot } from "../src/fsutil/package-root.js";
 import { apiBench } from "./api.js";
+import { imageBench } from "./image.js";
 import { formatTable, type BenchModule, type BenchOptions, type BenchRow } from "./lib.js";
 
-const MODULES: BenchModule[] = [apiBench];
+const MODULES: BenchModule[] = [apiBench, imageBench];
 
 interface ModuleReport {
   bench: string;

@@ -22,8 +22,10 @@ function imageNode() {
 const suites = {
   unit: "dist/test/unit",
   integration: "dist/test/integration",
+  // QEMU end-to-end: drives the workstation tools, so it runs once, on the workstation's Node.
+  e2e: "dist/test/e2e",
 };
-const selected = which === "all" ? ["unit", "integration"] : [which];
+const selected = which === "all" ? ["unit", "integration", "e2e"] : [which];
 const nodes = [];
 if (runtimes === "workstation" || runtimes === "both") nodes.push(["workstation", process.execPath]);
 if (runtimes === "image" || runtimes === "both") nodes.push(["image", imageNode()]);
@@ -34,7 +36,7 @@ for (const suite of selected) {
   const dir = join(root, suites[suite]);
   const files = existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith(".test.js")).sort().map((f) => join(dir, f)) : [];
   if (files.length === 0) continue;
-  for (const [label, node] of nodes) {
+  for (const [label, node] of suite === "e2e" ? nodes.slice(0, 1) : nodes) {
     const version = spawnSync(node, ["--version"], { encoding: "utf8" }).stdout.trim();
     console.log(`\n=== ${suite} tests on ${label} Node ${version} (${files.length} files) ===`);
     const t0 = Date.now();

@@ -146,4 +146,12 @@ export const routes: Record<string, Partial<Record<string, Handler>>> = {
   "/metadata/setting-generators": { GET: (host) => host.settingGenerators() },
   "/metadata/templates": { GET: (host, req) => host.templatesFor(list(required(req.query, "keys"))) },
   "/boot-status": { GET: (host) => host.bootStatus() as unknown as Json },
+  // Ours: what the last applies did (files rewritten, units restarted), newest first.
+  "/applier/history": { GET: (host) => host.applyHistory() },
+  "/actions/reboot": {
+    POST: (host) => {
+      host.reboot();
+      return undefined;
+    },
+  },
 };

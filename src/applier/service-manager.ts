@@ -7,6 +7,8 @@ import { dirname } from "node:path";
 export interface ServiceManager {
   /** Restart units that are running; units not yet started are left alone (safe at boot). */
   tryRestart(units: string[]): Promise<void>;
+  /** Reboot the host (systemd honours inhibitors). */
+  reboot(): Promise<void>;
 }
 
 export class SystemctlServiceManager implements ServiceManager {
@@ -17,6 +19,15 @@ export class SystemctlServiceManager implements ServiceManager {
     return new Promise((resolve, reject) =>
       execFile(this.systemctl, ["try-restart", "--no-block", ...units], (err, _out, stderr) =>
         err ? reject(new Error(`systemctl try-restart ${units.join(" ")} failed: ${stderr.trim() || err.message}`)) : resolve(),
+      ),
+    );
+  }
+  reboot(): Promise<void> {
+    return new Promise((resolve, reject) =>
+      // Straight to systemd (its private socket), not through logind over D-Bus, which the
+      // image does not need to run for this.
+      execFile(this.systemctl, ["--no-block", "--job-mode=replace-irreversibly", "start", "reboot.target"], (err, _out, stderr) =>
+        err ? reject(new Error(`systemctl reboot failed: ${stderr.trim() || err.message}`)) : resolve(),
       ),
     );
   }
@@ -31,6 +42,12 @@ export class RecordingServiceManager implements ServiceManager {
     if (units.length === 0) return Promise.resolve();
     this.restarted.push(units);
     if (this.logPath) appendFileSync(this.logPath, `${new Date().toISOString()} try-restart ${units.join(" ")}\n`);
+    return Promise.resolve();
+  }
+  readonly reboots: string[] = [];
+  reboot(): Promise<void> {
+    this.reboots.push(new Date().toISOString());
+    if (this.logPath) appendFileSync(this.logPath, `${new Date().toISOString()} reboot\n`);
     return Promise.resolve();
   }
 }

@@ -1,7 +1,7 @@
 // What "healthy" means for a boot, and what the boot is: the health gate's verdict decides whether
 // a slot on trial is blessed (systemd-bless-boot) or its try is used up (reboot).
 import { connect } from "node:net";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync } from "node:fs";
 
 // systemd-boot's loader interface variables (Boot Loader Interface, vendor GUID).
 const LOADER_GUID = "4a67b082-0a4c-41cf-b6c7-440b29bb8c4f";
@@ -15,6 +15,9 @@ export interface BootInfo {
   cmdline: string;
   /** The host's identity; it lives on the data partition, so it survives reboots and updates. */
   machineId?: string;
+  /** Boot entries on the ESP (their names carry the try counters). */
+  entries?: string[];
+  selinux?: "enforcing" | "permissive" | "disabled";
 }
 
 function efiString(name: string, efivars: string): string | undefined {
@@ -29,7 +32,11 @@ export function readBootInfo(proc = "/proc", efivars = "/sys/firmware/efi/efivar
   const slot = /(?:^|\s)caisson\.slot=([ab])(?:\s|$)/.exec(cmdline)?.[1];
   const entry = efiString("LoaderEntrySelected", efivars);
   const machineId = existsSync("/etc/machine-id") ? readFileSync("/etc/machine-id", "utf8").trim() || undefined : undefined;
-  return { slot, entry, counted: efiString("LoaderBootCountPath", efivars) !== undefined, cmdline, machineId };
+  const entriesDir = "/efi/loader/entries";
+  const entries = existsSync(entriesDir) ? readdirSync(entriesDir).filter((f) => f.endsWith(".conf")).sort() : undefined;
+  const enforce = "/sys/fs/selinux/enforce";
+  const selinux = existsSync(enforce) ? (readFileSync(enforce, "utf8").trim() === "1" ? "enforcing" : "permissive") : "disabled";
+  return { slot, entry, counted: efiString("LoaderBootCountPath", efivars) !== undefined, cmdline, machineId, entries, selinux };
 }
 
 export interface HealthCheck {

@@ -78,6 +78,8 @@ export function splitKeypair(pair: string): [string, string] {
 export class Host {
   private liveJson: string | undefined;
   private writes: Promise<unknown> = Promise.resolve();
+  /** The last applies, newest first: which files each rewrote and which units it restarted. */
+  private readonly history: { at: string; keys: string[] | "all"; files: string[]; "restart-units": string[] }[] = [];
   private status!: BootStatus;
 
   private constructor(
@@ -220,6 +222,16 @@ export class Host {
     return this.status;
   }
 
+  applyHistory(): JsonObject[] {
+    return this.history as unknown as JsonObject[];
+  }
+
+  /** Reboot shortly after answering: the caller gets its 204 before the host goes down. */
+  reboot(): void {
+    this.o.log("reboot requested through the API");
+    setTimeout(() => this.o.serviceManager.reboot().catch((e: Error) => this.o.log(`reboot failed: ${e.message}`)), 500);
+  }
+
   /** Add what only the daemon knows (boot, health) to the boot status. */
   reportBoot(part: "boot" | "health", value: unknown): void {
     this.status[part] = value;
@@ -326,6 +338,8 @@ export class Host {
 
   private async applyNow(keys: string[] | "all"): Promise<ApplyPlan> {
     const plan = await this.applier.apply(this.store.liveSettings(), keys);
+    this.history.unshift({ at: new Date().toISOString(), keys, files: plan.files.map((f) => f.path), "restart-units": plan["restart-units"] });
+    this.history.length = Math.min(this.history.length, 20);
     if (plan.files.length) {
       this.o.log(`rewrote ${plan.files.map((f) => f.path).join(", ")}; restarted ${plan["restart-units"].join(", ") || "nothing"}`);
     }

@@ -1,7 +1,8 @@
 // Entry point of the agents in the image (bundled to /usr/lib/caisson/caisson-host.mjs):
 //   daemon   the resident host daemon (systemd: caisson-host.service, socket-activated)
 //   health   the health gate (caisson-host.service's verdict; RequiredBy=boot-complete.target)
-import { readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { writeFileAtomic } from "../fsutil/atomic.js";
 import { request } from "node:http";
 import { runDaemon } from "./daemon.js";
 import { parseOsRelease } from "./os-release.js";
@@ -21,7 +22,24 @@ function console(line: string): void {
   }
 }
 
+/**
+ * The machine ID lives on the data partition: /etc/machine-id (read-only image) links to
+ * /var/machine-id. At first boot systemd finds no file there and makes a transient ID; keeping it
+ * here makes it the host's ID for every later boot and update.
+ */
+function persistMachineId(): void {
+  const target = "/var/machine-id";
+  if (existsSync(target)) return;
+  const id = readFileSync("/etc/machine-id", "utf8").trim();
+  if (/^[0-9a-f]{32}$/.test(id)) writeFileAtomic(target, `${id}\n`, { durable: true, mode: 0o444 });
+}
+
 async function daemon(): Promise<void> {
+  try {
+    persistMachineId();
+  } catch (e) {
+    process.stderr.write(`caisson-host: cannot keep the machine ID on the data partition: ${(e as Error).message}\n`);
+  }
   const os = parseOsRelease(readFileSync("/etc/os-release", "utf8"));
   const variant = os.VARIANT_ID ?? "dev";
   if (!isVariant(variant)) throw new Error(`/etc/os-release names unknown variant ${variant}`);

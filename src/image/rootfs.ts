@@ -82,7 +82,7 @@ export async function buildRootfs(i: RootfsInput, progress: Progress): Promise<R
   );
   renameSync(tmp, tree);
   renameSync(`${lock}.tmp`, lock);
-  writeFileSync(join(dir, "key.json"), JSON.stringify({ key, include, buildOnly }, null, 2));
+  writeFileSync(join(dir, "key.json"), JSON.stringify({ key, include, buildOnly, "build-seconds": progress.elapsed() }, null, 2));
   return { ...describe(tree, lock, key), cached: false };
 }
 

@@ -6,6 +6,7 @@ import { dirname, join, resolve } from "node:path";
 import { ApiClient } from "../apiclient/client.js";
 import { alive, freePort, lastLines, probeKvm, qmpCommand, startVm, type Accel } from "./qemu.js";
 import { launchUserData, makeInstanceTls, type InstanceTls } from "./tls.js";
+import { kernelCommandLine } from "../boot/entries.js";
 
 export interface Instance {
   name: string;
@@ -74,6 +75,11 @@ export interface LaunchOptions {
   timeoutMs: number;
   /** Start from a fresh overlay (a first boot), dropping an old instance of that name. */
   fresh?: boolean;
+  /**
+   * Boot slot A's kernel directly (no bootloader: no boot counting), with these extra kernel
+   * parameters; for tests of what does not need the bootloader, and for debugging.
+   */
+  directKernelArgs?: string[];
   log?: (line: string) => void;
 }
 
@@ -102,7 +108,15 @@ export async function launch(o: LaunchOptions): Promise<Instance> {
   writeFileSync(launchData, launchUserData(tls, GUEST_API_PORT), { mode: 0o600 });
   chmodSync(launchData, 0o600);
   const apiPort = await freePort();
+  let direct: { kernel: string; initrd: string; append: string } | undefined;
+  if (o.directKernelArgs) {
+    const out = dirname(image);
+    const build = JSON.parse(readFileSync(join(out, "build.json"), "utf8")) as { roothash: string; "kernel-parameters": string[] };
+    const append = kernelCommandLine({ slot: "a", generation: 0, title: "", roothash: build.roothash, fsType: "erofs", extra: [...build["kernel-parameters"], ...o.directKernelArgs] });
+    direct = { kernel: join(out, "vmlinuz"), initrd: join(out, "initrd.img"), append };
+  }
   const vm = await startVm({
+    direct,
     dir,
     image,
     memoryMiB: o.memoryMiB,

@@ -69,6 +69,8 @@ export interface VmSpec {
   guestApiPort: number;
   launchUserData?: string;
   userData?: string;
+  /** Direct kernel boot (no bootloader, so no boot counting): kernel, initrd, command line. */
+  direct?: { kernel: string; initrd: string; append: string };
 }
 
 export interface Vm {
@@ -101,6 +103,7 @@ export async function startVm(s: VmSpec): Promise<Vm> {
     "-drive", `if=pflash,format=raw,file=${vars}`,
     "-drive", `file=${disk},if=virtio,format=qcow2,cache=unsafe`,
     "-nic", `user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:${s.apiPort}-:${s.guestApiPort}`,
+    ...(s.direct ? ["-kernel", s.direct.kernel, "-initrd", s.direct.initrd, "-append", s.direct.append] : []),
     ...(s.launchUserData ? ["-fw_cfg", `name=${FW_CFG_LAUNCH_NAME},file=${s.launchUserData}`] : []),
     ...(s.userData ? ["-fw_cfg", `name=${FW_CFG_NAME},file=${s.userData}`] : []),
   ];

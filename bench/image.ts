@@ -1,0 +1,78 @@
+// Image benchmarks: build time (cold and cached), sizes, and boot to a ready API against the same
+// image booted bare (our agents masked on its command line: same kernel, initrd, bootloader, disk
+// and QEMU, nothing of ours running), in the same run, as ratios.
+import { spawnSync } from "node:child_process";
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, readdirSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { packageRoot } from "../src/fsutil/package-root.js";
+import { readBuildRecord, stageSlot } from "../src/boot/offline.js";
+import { alive, probeKvm, startVm, qmpCommand, freePort } from "../src/launch/qemu.js";
+import { row, type BenchModule, type BenchRow } from "./lib.js";
+
+const ROOT = packageRoot();
+
+async function bootUntil(disk: string, dir: string, marker: RegExp, accel: "kvm" | "tcg", timeoutMs = 480_000): Promise<number> {
+  const t0 = Date.now();
+  const vm = await startVm({ dir, image: disk, memoryMiB: 1024, accel, apiPort: await freePort(), guestApiPort: 8443 });
+  try {
+    while (Date.now() - t0 < timeoutMs) {
+      if (existsSync(vm.console) && marker.test(readFileSync(vm.console, "latin1"))) return (Date.now() - t0) / 1000;
+      if (!alive(vm.pid)) throw new Error(`QEMU exited; see ${vm.console}`);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    throw new Error(`no ${marker} on the console within ${timeoutMs / 1000} s (${vm.console})`);
+  } finally {
+    await qmpCommand(vm.qmp, "quit");
+  }
+}
+
+export const imageBench: BenchModule = {
+  name: "image",
+  description: "build time and sizes; boot to API ready vs the same image booted bare (QEMU, same run)",
+  run: async (o) => {
+    const out = mkdtempSync(join(tmpdir(), "caisson-bench-image-"));
+    const t0 = Date.now();
+    const b = spawnSync(process.execPath, [join(ROOT, "dist/src/cli/caisson.js"), "build", "--out", out], { stdio: ["ignore", "ignore", "inherit"] });
+    if (b.status !== 0) throw new Error("caisson build failed");
+    const cachedSeconds = (Date.now() - t0) / 1000;
+    const build = readBuildRecord(out);
+    const cacheDir = join(ROOT, ".cache/image", readdirSync(join(ROOT, ".cache/image")).find((d) => d.endsWith(JSON.parse(readFileSync(join(out, "build.json"), "utf8"))["rootfs-key"]))!);
+    const rootfsSeconds = (JSON.parse(readFileSync(join(cacheDir, "key.json"), "utf8")) as { "build-seconds"?: number })["build-seconds"] ?? Number.NaN;
+    const rootBytes = statSync(join(out, "root.img")).size;
+    const treeBytes = Number(spawnSync("du", ["-sb", join(cacheDir, "tree")], { encoding: "utf8" }).stdout.split("\t")[0]);
+    const diskAllocated = Number(spawnSync("du", ["-B1", join(out, "disk.img")], { encoding: "utf8" }).stdout.split("\t")[0]);
+    const rows: BenchRow[] = [
+      row("build, cached package tree", "s", cachedSeconds, rootfsSeconds + cachedSeconds),
+      row("root image (erofs lz4hc) vs package tree", "MiB", rootBytes / 2 ** 20, treeBytes / 2 ** 20),
+      row("disk image allocated vs apparent", "MiB", diskAllocated / 2 ** 20, statSync(join(out, "disk.img")).size / 2 ** 20),
+    ];
+    const notes = [`cold build = mmdebstrap package tree (${rootfsSeconds.toFixed(0)} s, when it was built) + the cached build`];
+
+    // Boot: ours to "API ready" on the console; bare = the same disk with our units masked, to multi-user.
+    const accel = (await probeKvm(join(out, "vmlinuz"), o.resultsDir)).ok ? "kvm" : "tcg";
+    const bare = join(out, "bare.img");
+    copyFileSync(join(out, "disk.img"), bare);
+    await stageSlot(bare, build.layout, { root: join(out, "root.img"), verity: join(out, "root.verity"), vmlinuz: join(out, "vmlinuz"), initrd: join(out, "initrd.img") }, {
+      slot: "a",
+      generation: 1,
+      title: "bare",
+      roothash: build.roothash,
+      fsType: "erofs",
+      extra: [...build["kernel-parameters"], "systemd.mask=caisson-host.service", "systemd.mask=caisson-health.service"],
+    });
+    const runs = o.quick ? 1 : 2;
+    const ours: number[] = [];
+    const bareT: number[] = [];
+    for (let i = 0; i < runs; i++) {
+      ours.push(await bootUntil(join(out, "disk.img"), join(out, `vm-ours-${i}`), /API ready on \/run\/api\.sock/, accel));
+      bareT.push(await bootUntil(bare, join(out, `vm-bare-${i}`), /Reached target .*multi-user\.target/, accel));
+      o.log(`boot ${i + 1}/${runs}: ours ${ours[i]!.toFixed(1)} s, bare ${bareT[i]!.toFixed(1)} s`);
+    }
+    const mean = (a: number[]) => a.reduce((x, y) => x + y, 0) / a.length;
+    rows.push(row(`boot to API ready (${accel}) vs bare to multi-user`, "s", mean(ours), mean(bareT), 1.2));
+    notes.push(`boots: ${runs} of each, alternating, UEFI + systemd-boot, 1 GiB, 2 vCPUs, ${accel}`);
+    notes.push("not measured yet: PSS of our agents in the guest against a bare node:http server there (needs a way to run one in the guest)");
+    return { rows, meta: { accel, roothash: build.roothash }, notes };
+  },
+};

@@ -1,0 +1,73 @@
+// Slots of a disk image file, changed offline (no loop devices, no mounts): write a slot's root
+// and hash tree at its partitions' offsets, its kernel and initrd and its entry into the ESP with
+// mtools. The update agent does the same on a running host through block devices and /efi; tests
+// use this to put a slot on trial before a boot.
+import { readFileSync, writeFileSync, mkdtempSync, rmSync, openSync, writeSync, closeSync, readSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { run } from "../image/run.js";
+import { partitions, type DiskLayout } from "../image/disk.js";
+import { entryFileName, entryText, type Slot, type SlotBoot } from "./entries.js";
+
+const MIB = 1024 * 1024;
+const mtoolsEnv = () => ({ ...process.env, MTOOLS_SKIP_CHECK: "1" });
+
+export interface SlotArtifacts {
+  root: string;
+  verity: string;
+  vmlinuz: string;
+  initrd: string;
+}
+
+function offsetOf(layout: DiskLayout, label: string): number {
+  const p = partitions(layout).find((x) => x.label === label);
+  if (!p) throw new Error(`no partition ${label}`);
+  return p.startMiB * MIB;
+}
+
+const esp = (disk: string, layout: DiskLayout) => `${disk}@@${offsetOf(layout, "esp")}`;
+
+/** Files in the ESP's loader/entries. */
+export async function listEntries(disk: string, layout: DiskLayout): Promise<string[]> {
+  const out = await run("mdir", ["-b", "-i", esp(disk, layout), "::/loader/entries"], { env: mtoolsEnv() });
+  return out.split("\n").map((l) => l.trim().split("/").pop()!).filter((f) => f.endsWith(".conf")).sort();
+}
+
+/** Put a slot on trial (`tries`), or blessed (no tries): its images, its boot files and its entry. */
+export async function stageSlot(disk: string, layout: DiskLayout, a: SlotArtifacts, boot: SlotBoot, tries?: number): Promise<void> {
+  for (const [file, label] of [[a.root, `root-${boot.slot}`], [a.verity, `root-${boot.slot}-verity`]] as const) {
+    await run("dd", [`if=${file}`, `of=${disk}`, "bs=1M", `seek=${offsetOf(layout, label) / MIB}`, "conv=notrunc,sparse", "status=none"]);
+  }
+  const tmp = mkdtempSync(join(tmpdir(), "caisson-stage-"));
+  try {
+    const entry = join(tmp, "entry.conf");
+    writeFileSync(entry, entryText(boot));
+    const e = esp(disk, layout);
+    for (const old of await listEntries(disk, layout)) {
+      if (old.startsWith(`caisson-${boot.slot}`)) await run("mdel", ["-i", e, `::/loader/entries/${old}`], { env: mtoolsEnv() });
+    }
+    for (const [from, to] of [[a.vmlinuz, `::/caisson/${boot.slot}/vmlinuz`], [a.initrd, `::/caisson/${boot.slot}/initrd.img`], [entry, `::/loader/entries/${entryFileName({ slot: boot.slot, triesLeft: tries })}`]]) {
+      await run("mcopy", ["-o", "-i", e, from!, to!], { env: mtoolsEnv() });
+    }
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+/** Flip one byte of a slot's root partition (to prove dm-verity refuses it). */
+export function corruptSlot(disk: string, layout: DiskLayout, slot: Slot, offsetInRoot: number): void {
+  const fd = openSync(disk, "r+");
+  try {
+    const at = offsetOf(layout, `root-${slot}`) + offsetInRoot;
+    const b = Buffer.alloc(1);
+    readSync(fd, b, 0, 1, at);
+    b[0] = b[0]! ^ 0xff;
+    writeSync(fd, b, 0, 1, at);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export function readBuildRecord(dir: string): { roothash: string; layout: DiskLayout; "kernel-parameters": string[]; version: string; variant: string } {
+  return JSON.parse(readFileSync(join(dir, "build.json"), "utf8")) as never;
+}

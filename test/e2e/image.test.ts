@@ -1,0 +1,224 @@
+// End to end under QEMU: the real image, built from the cached package tree, booted under UEFI
+// (and once with a direct kernel boot, where boot counting is not what is tested). Boots are few
+// and each serves many assertions. Slow by nature (TCG): about 8 minutes.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { copyFileSync, mkdtempSync, readFileSync, writeFileSync, existsSync } from "node:fs";
+import { request as httpsRequest } from "node:https";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { packageRoot } from "../../src/fsutil/package-root.js";
+import { launch, stop, instanceClient, readInstance, type Instance } from "../../src/launch/instances.js";
+import { makeInstanceTls } from "../../src/launch/tls.js";
+import { corruptSlot, listEntries, readBuildRecord, stageSlot } from "../../src/boot/offline.js";
+import type { ApiClient } from "../../src/apiclient/client.js";
+
+const ROOT = packageRoot();
+const OUT = process.env.CAISSON_E2E_IMAGE_DIR ?? join(ROOT, ".cache/e2e/image");
+const STATE = mkdtempSync(join(tmpdir(), "caisson-e2e-"));
+process.env.CAISSON_STATE = STATE;
+const BOOT_TIMEOUT = 480_000;
+const log = (l: string) => process.stderr.write(`# ${l}\n`);
+const started: string[] = [];
+
+const USER_DATA = `
+[settings]
+motd = "e2e motd from user data"
+[settings.kernel.sysctl]
+"vm.max_map_count" = "262144"
+[settings.ntp]
+time-servers = ["ntp.example.org"]
+`;
+
+async function json(c: ApiClient, method: string, uri: string, body?: string): Promise<unknown> {
+  const r = await c.request(method, uri, body);
+  assert.ok(r.status < 300, `${method} ${uri} → ${r.status} ${r.body}`);
+  return r.body ? (JSON.parse(r.body) as unknown) : undefined;
+}
+
+interface BootStatus {
+  "user-data": { state: string; sources: string[]; at: string };
+  "settings-applied": boolean;
+  "started-at": string;
+  boot: { slot: string; entry?: string; counted: boolean; machineId?: string; entries?: string[]; selinux?: string; cmdline: string };
+  health: { state: string; degraded: boolean; checks: { name: string; ok: boolean }[] };
+}
+
+/** Boot status once the health verdict is in. */
+async function settled(c: ApiClient): Promise<BootStatus> {
+  for (let i = 0; i < 120; i++) {
+    const s = (await json(c, "GET", "/boot-status")) as BootStatus;
+    if (s.health && s.health.state !== "checking") return s;
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+  throw new Error("health verdict never came");
+}
+
+function consoleOf(i: Instance): string {
+  return readFileSync(join(i.dir, "console.log"), "latin1");
+}
+
+async function up(name: string, image: string, extra: Partial<Parameters<typeof launch>[0]> = {}): Promise<Instance> {
+  started.push(name);
+  const t0 = Date.now();
+  const i = await launch({ image, name, memoryMiB: 1024, accel: "auto", timeoutMs: BOOT_TIMEOUT, log, ...extra });
+  log(`${name}: API up ${((Date.now() - t0) / 1000).toFixed(0)} s after launch`);
+  return i;
+}
+
+before(() => {
+  // The image under test: built by the production pipeline, with one boot try so fallbacks are quick.
+  if (!existsSync(join(OUT, "disk.img")) || process.env.CAISSON_E2E_REBUILD !== "0") {
+    const r = spawnSync(process.execPath, [join(ROOT, "dist/src/cli/caisson.js"), "build", "--out", OUT, "--boot-tries", "1"], { stdio: ["ignore", "inherit", "inherit"] });
+    assert.equal(r.status, 0, "caisson build failed");
+  }
+});
+
+after(async () => {
+  for (const n of started) await stop(n, 0).catch(() => undefined);
+});
+
+test("first boot: user data applied over fw_cfg, API over mTLS only, files rendered, only affected units restarted, SELinux enforcing with no denial", async () => {
+  const userData = join(STATE, "user-data.toml");
+  writeFileSync(userData, USER_DATA);
+  const inst = await up("e2e-main", join(OUT, "disk.img"), { userData });
+  const c = instanceClient("e2e-main");
+
+  const motd = (await json(c, "GET", "/settings?keys=settings.motd")) as { motd: string };
+  assert.equal(motd.motd, "e2e motd from user data");
+  const os = (await json(c, "GET", "/os")) as Record<string, string>;
+  const build = readBuildRecord(OUT);
+  assert.equal(os.version_id, build.version);
+  assert.equal(os.variant_id, "dev");
+  assert.match(os.pretty_name!, /^Caisson /);
+
+  const s = await settled(c);
+  assert.equal(s["user-data"].state, "applied");
+  assert.deepEqual(s["user-data"].sources, ["QEMU fw_cfg opt/caisson/launch-user-data", "QEMU fw_cfg opt/caisson/user-data"]);
+  assert.equal(s["settings-applied"], true);
+  assert.equal(s.health.state, "healthy", JSON.stringify(s.health));
+  assert.equal(s.boot.slot, "a");
+  assert.equal(s.boot.counted, false);
+  assert.deepEqual(s.boot.entries, ["caisson-a.conf"]);
+  assert.equal(s.boot.selinux, "enforcing");
+  assert.match(s.boot.machineId ?? "", /^[0-9a-f]{32}$/);
+
+  // The rendered /etc/motd holds the user data's value: the dry-run diff is against the file on the host.
+  const dry = spawnSync(process.execPath, [join(ROOT, "dist/src/cli/caisson.js"), "apiclient", "--name", "e2e-main", "set", "--dry-run", "motd=next"], { encoding: "utf8", env: process.env });
+  assert.equal(dry.status, 0, dry.stderr);
+  assert.match(dry.stdout, /^-e2e motd from user data$/m);
+  assert.match(dry.stdout, /^\+next$/m);
+
+  // A change re-renders its file and restarts only the service that reads it.
+  await json(c, "PATCH", "/settings?tx=e2e", JSON.stringify({ ntp: { "time-servers": ["time.example.net"] } }));
+  assert.deepEqual(await json(c, "POST", "/tx/commit_and_apply?tx=e2e"), ["settings.ntp.time-servers"]);
+  const [last] = (await json(c, "GET", "/applier/history")) as { files: string[]; "restart-units": string[] }[];
+  assert.deepEqual(last!.files, ["/etc/chrony/chrony.conf"]);
+  assert.deepEqual(last!["restart-units"], ["chrony.service"]);
+  await json(c, "PATCH", "/settings?tx=e2e", JSON.stringify({ motd: "changed live" }));
+  await json(c, "POST", "/tx/commit_and_apply?tx=e2e");
+
+  // Wrong or missing client certificates never get an answer.
+  const i = readInstance("e2e-main");
+  const other = await makeInstanceTls(join(STATE, "other-ca"), "other");
+  const attempt = (opts: Record<string, unknown>) =>
+    new Promise<string>((resolve) => {
+      const req = httpsRequest({ host: "127.0.0.1", port: i.apiPort, path: "/settings", ca: readFileSync(join(i.dir, "tls/ca.pem")), servername: "localhost", agent: false, ...opts }, (res) =>
+        resolve(`HTTP ${res.statusCode}`),
+      );
+      req.on("error", (e) => resolve(`refused: ${e.message}`));
+      req.end();
+    });
+  assert.match(await attempt({}), /^refused/);
+  assert.match(await attempt({ cert: readFileSync(other.clientCert), key: readFileSync(other.clientKey) }), /^refused/);
+
+  const consoleText = consoleOf(inst);
+  assert.match(consoleText, /enforcing=1/);
+  assert.doesNotMatch(consoleText, /avc: {1,2}denied/, "the boot logged an SELinux denial");
+  assert.match(consoleText, /Caisson \S+ \(dev\) slot a at \S+: healthy, API up/);
+});
+
+test("reboot keeps settings and the machine ID; user data is not applied again", async () => {
+  const c = instanceClient("e2e-main");
+  const before1 = (await json(c, "GET", "/boot-status")) as BootStatus;
+  const r = await c.request("POST", "/actions/reboot");
+  assert.equal(r.status, 204, r.body);
+  const t0 = Date.now();
+  let after1: BootStatus | undefined;
+  while (Date.now() - t0 < BOOT_TIMEOUT) {
+    await new Promise((res) => setTimeout(res, 3000));
+    try {
+      const s = (await json(c, "GET", "/boot-status")) as BootStatus;
+      if (s["started-at"] !== before1["started-at"]) {
+        after1 = s;
+        break;
+      }
+    } catch {
+      /* rebooting */
+    }
+  }
+  assert.ok(after1, "the host did not come back after the reboot");
+  log(`e2e-main: back after reboot in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+  assert.equal(after1.boot.machineId, before1.boot.machineId);
+  assert.equal(after1["user-data"].at, before1["user-data"].at, "user data is read at first boot only");
+  assert.deepEqual(await json(c, "GET", "/settings?keys=settings.motd"), { motd: "changed live" });
+  await stop("e2e-main", 0);
+});
+
+test("an unhealthy blessed slot stays up, degraded, and says so (direct kernel boot: no try counter)", async () => {
+  const inst = await up("e2e-degraded", join(OUT, "disk.img"), { directKernelArgs: ["caisson.test.fail-health"] });
+  const s = await settled(instanceClient("e2e-degraded"));
+  assert.equal(s.health.state, "unhealthy");
+  assert.equal(s.health.degraded, true);
+  assert.equal(s.boot.counted, false);
+  assert.ok(s.health.checks.some((c) => c.name === "test-knob" && !c.ok));
+  // The gate reports and does not reboot: the API keeps answering.
+  await new Promise((r) => setTimeout(r, 5000));
+  assert.equal((await instanceClient("e2e-degraded").request("GET", "/os")).status, 200);
+  const text = consoleOf(inst);
+  assert.match(text, /DEGRADED/);
+  assert.doesNotMatch(text, /rebooting to use up this try/);
+  await stop("e2e-degraded", 0);
+});
+
+/** A raw copy of the built disk with slot B on trial (one try), booted fresh. */
+async function bootWithTrialSlot(name: string, prepare: (disk: string) => void, extra: string[]): Promise<Instance> {
+  const build = readBuildRecord(OUT);
+  const disk = join(STATE, `${name}.img`);
+  copyFileSync(join(OUT, "disk.img"), disk);
+  await stageSlot(
+    disk,
+    build.layout,
+    { root: join(OUT, "root.img"), verity: join(OUT, "root.verity"), vmlinuz: join(OUT, "vmlinuz"), initrd: join(OUT, "initrd.img") },
+    { slot: "b", generation: 2, title: `Caisson ${build.version} (trial)`, roothash: build.roothash, fsType: "erofs", extra: [...build["kernel-parameters"], ...extra] },
+    1,
+  );
+  assert.deepEqual(await listEntries(disk, build.layout), ["caisson-a.conf", "caisson-b+1.conf"]);
+  prepare(disk);
+  return up(name, disk);
+}
+
+test("a slot on trial whose health gate fails uses up its try, and the other slot boots by itself", async () => {
+  const inst = await bootWithTrialSlot("e2e-trial", () => {}, ["caisson.test.fail-health"]);
+  const s = await settled(instanceClient("e2e-trial"));
+  const text = consoleOf(inst);
+  assert.match(text, /CAISSON-HEALTH FAIL slot=b entry=caisson-b\+0-1\.conf/, "slot b booted on trial and failed its gate");
+  assert.equal(s.boot.slot, "a");
+  assert.deepEqual(s.boot.entries, ["caisson-a.conf", "caisson-b+0-1.conf"]);
+  assert.equal(s.health.state, "healthy");
+  await stop("e2e-trial", 0);
+});
+
+test("one flipped byte in a block the trial slot reads at boot: dm-verity resets the machine and the other slot boots", async () => {
+  const build = readBuildRecord(OUT);
+  // Offset 1024: the erofs superblock, the first block mounting the root reads.
+  const inst = await bootWithTrialSlot("e2e-verity", (disk) => corruptSlot(disk, build.layout, "b", 1024 + 8), []);
+  const s = await settled(instanceClient("e2e-verity"));
+  const text = consoleOf(inst);
+  assert.match(text, /device-mapper: verity: .*(data|metadata) block \d+ is corrupted/);
+  assert.match(text, /dm-verity device corrupted/);
+  assert.equal(s.boot.slot, "a");
+  assert.deepEqual(s.boot.entries, ["caisson-a.conf", "caisson-b+0-1.conf"]);
+  await stop("e2e-verity", 0);
+});
