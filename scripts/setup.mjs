@@ -3,6 +3,7 @@
 // image build and QEMU runs need, installed with apt-get when missing (as root).
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
+import { join } from "node:path";
 
 const TOOLS = {
   mmdebstrap: "mmdebstrap",
@@ -21,7 +22,9 @@ const TOOLS = {
 };
 const FILES = { "/usr/share/OVMF/OVMF_CODE_4M.fd": "ovmf", "/usr/lib/systemd/boot/efi/systemd-bootx64.efi": "systemd-boot-efi" };
 
-const have = (cmd) => spawnSync("sh", ["-c", `command -v ${cmd}`], { stdio: "ignore" }).status === 0;
+// Looked up on PATH (and the sbin directories root's PATH may lack) without a shell.
+const dirs = [...(process.env.PATH ?? "").split(":"), "/usr/sbin", "/sbin"];
+const have = (cmd) => dirs.some((d) => d && existsSync(join(d, cmd)));
 const missing = new Set([
   ...Object.entries(TOOLS).filter(([cmd]) => !have(cmd)).map(([, pkg]) => pkg),
   ...Object.entries(FILES).filter(([f]) => !existsSync(f)).map(([, pkg]) => pkg),

@@ -1,7 +1,7 @@
 // The API's routes, in one table: Bottlerocket's paths and semantics (reference §1.2).
 // Handlers translate HTTP to calls on the host's management plane (src/host/host.ts).
 import { ApiError } from "./errors.js";
-import { formatKey, getPath, isObject, leafPaths, parseKey, setPath, type Json, type JsonObject } from "../settings/keys.js";
+import { formatKey, getPath, isObject, leafPaths, parseSettingsKey, setPath, type Json, type JsonObject } from "../settings/keys.js";
 import { DEFAULT_TX } from "../datastore/store.js";
 import type { Host } from "../host/host.js";
 
@@ -46,11 +46,10 @@ export function filterByPrefix(tree: JsonObject, root: string, prefix: string): 
 }
 
 /** Pick full keys (`settings.a.b`) out of a tree rooted at `settings`. */
-function pickKeys(tree: JsonObject, root: string, keys: string[]): JsonObject {
+function pickKeys(tree: JsonObject, keys: string[]): JsonObject {
   let out: JsonObject = {};
   for (const k of keys) {
-    const segs = parseKey(k);
-    const path = segs[0] === root ? segs.slice(1) : segs;
+    const path = parseSettingsKey(k);
     const v = getPath(tree, path);
     if (v !== undefined) out = setPath(out, path, v);
   }
@@ -59,7 +58,7 @@ function pickKeys(tree: JsonObject, root: string, keys: string[]): JsonObject {
 
 function namedOrPrefixed(all: JsonObject, root: string, q: URLSearchParams): JsonObject {
   const names = q.get("names");
-  if (names !== null) return Object.fromEntries(list(names).filter((n) => n in all).map((n) => [n, all[n]!]));
+  if (names !== null) return Object.fromEntries(list(names).filter((n) => Object.hasOwn(all, n)).map((n) => [n, all[n]!]));
   const prefix = q.get("prefix");
   if (prefix === null) return all;
   if (prefix === "") throw new ApiError(400, "empty prefix");
@@ -89,7 +88,7 @@ export const routes: Record<string, Partial<Record<string, Handler>>> = {
   "/settings": {
     GET: (host, req) => {
       const keys = req.query.get("keys");
-      if (keys !== null) return pickKeys(host.liveSettings(), "settings", list(keys));
+      if (keys !== null) return pickKeys(host.liveSettings(), list(keys));
       const prefix = req.query.get("prefix");
       if (prefix === null) return { raw: host.liveSettingsJson() };
       if (prefix === "") throw new ApiError(400, "empty prefix");

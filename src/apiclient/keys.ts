@@ -1,6 +1,6 @@
 // Argument handling for keys: `KEY=VALUE` splitting and prefixes, with Bottlerocket's quoting
 // (`kubernetes.node-labels."example.com/role"=x`).
-import { formatKey, parseSettingsKey, KeyError } from "../settings/keys.js";
+import { formatKey, parseSettingsKey, splitKeyPair, KeyError } from "../settings/keys.js";
 import { UsageError } from "./context.js";
 
 /** Top-level names of the model that `get` passes through instead of assuming `settings.`. */
@@ -8,13 +8,9 @@ const ROOTS = ["settings", "os", "services", "configuration-files"];
 
 /** Split on the first `=` outside double quotes, so quoted keys may hold `=` and values may too. */
 export function splitKeyValue(arg: string): { key: string; value: string } {
-  let quoted = false;
-  for (let i = 0; i < arg.length; i++) {
-    const c = arg[i];
-    if (c === '"') quoted = !quoted;
-    else if (c === "=" && !quoted) return { key: arg.slice(0, i), value: arg.slice(i + 1) };
-  }
-  throw new UsageError(`expected KEY=VALUE, got '${arg}'`);
+  const r = splitKeyPair(arg);
+  if (typeof r === "string") throw new UsageError(`expected KEY=VALUE, got '${arg}'`);
+  return r;
 }
 
 /** Validates a settings key and returns it in canonical `settings.`-prefixed form. */

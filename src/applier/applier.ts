@@ -5,7 +5,7 @@ import { chmodSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { createTwoFilesPatch } from "diff";
 import { writeFileAtomic } from "../fsutil/atomic.js";
-import { parseKey, pathsOverlap, type Json, type JsonObject } from "../settings/keys.js";
+import { parseSettingsKey, pathsOverlap, type Json, type JsonObject } from "../settings/keys.js";
 import { restartCommands, type ServiceCatalog } from "./services.js";
 import type { ServiceManager } from "./service-manager.js";
 import type { Template } from "./templates.js";
@@ -72,20 +72,17 @@ export class Applier {
   affectedServices(keys: string[]): Record<string, string[]> {
     const out: Record<string, string[]> = {};
     for (const key of keys) {
-      const segs = parseKey(key);
-      const path = segs[0] === "settings" ? segs.slice(1) : segs;
-      const files = this.filesFor([path]);
+      const files = this.filesFor([parseSettingsKey(key)]);
       out[key] = this.servicesOwning(files);
     }
     return out;
   }
 
-  /** Template text of each configuration file affected by a key, as GET /metadata/templates. */
+  /** Templates (file names under image/templates) that read each key, for GET /metadata/templates. */
   templatesFor(keys: string[]): Record<string, string[]> {
     const out: Record<string, string[]> = {};
     for (const key of keys) {
-      const segs = parseKey(key);
-      const files = this.filesFor([segs[0] === "settings" ? segs.slice(1) : segs]);
+      const files = this.filesFor([parseSettingsKey(key)]);
       out[key] = files.map((f) => this.o.catalog["configuration-files"][f]!["template-path"]);
     }
     return out;
@@ -106,7 +103,7 @@ export class Applier {
 
   /** Render every file the keys feed; a file that fails to render is reported, the others go on. */
   private render(settings: JsonObject, keys: string[] | "all"): { rendered: Rendered[]; failures: { path: string; message: string }[] } {
-    const paths = keys === "all" ? "all" : keys.map((k) => parseKey(k)).map((s) => (s[0] === "settings" ? s.slice(1) : s));
+    const paths = keys === "all" ? "all" : keys.map(parseSettingsKey);
     const ctx = { settings, os: this.o.os, host: this.o.host };
     const rendered: Rendered[] = [];
     const failures: { path: string; message: string }[] = [];
@@ -119,7 +116,10 @@ export class Applier {
         before = readFileSync(hostPath, "utf8");
         beforeMode = statSync(hostPath).mode & 0o7777;
       } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
+        if ((e as NodeJS.ErrnoException).code !== "ENOENT") {
+          failures.push({ path: f.path, message: `reading the current file failed: ${(e as Error).message}` });
+          continue;
+        }
       }
       try {
         const after = this.o.templates.get(f["template-path"])!.render(ctx);
@@ -169,13 +169,22 @@ export class Applier {
     const { plan, changed } = this.planOf(rendered);
     // Files are re-rendered at every boot (/etc is not persistent on the image), so they need not
     // be fsynced; each is replaced atomically so a service never reads half a file.
+    const written: string[] = [];
     for (const c of changed) {
-      writeFileAtomic(c.hostPath, c.after, { mode: c.mode });
-      chmodSync(c.hostPath, c.mode); // the mode asked for, whatever the umask
+      try {
+        writeFileAtomic(c.hostPath, c.after, { mode: c.mode });
+        chmodSync(c.hostPath, c.mode); // the mode asked for, whatever the umask
+        written.push(c.name);
+      } catch (e) {
+        failures.push({ path: c.path, message: `writing failed: ${(e as Error).message}` });
+      }
     }
-    await this.o.serviceManager.tryRestart(plan["restart-units"]);
-    if (failures.length) throw new ApplyError(failures, plan);
-    return plan;
+    // Restart only what owns a file that was really rewritten.
+    const units = [...new Set(this.servicesOwning(written).flatMap((s) => this.o.catalog.services[s]!["restart-units"]))];
+    await this.o.serviceManager.tryRestart(units);
+    const done = { ...plan, files: plan.files.filter((f) => written.includes(f.name)), "restart-units": units };
+    if (failures.length) throw new ApplyError(failures, done);
+    return done;
   }
 
   servicesView(): Record<string, { "configuration-files": string[]; "restart-units": string[]; "restart-commands": string[] }> {

@@ -68,6 +68,8 @@ export function kernelCommandLine(b: SlotBoot): string {
 export function entryText(b: SlotBoot): string {
   return [
     `title ${b.title}`,
+    // systemd-boot compares `version` only between entries that both have a sort-key.
+    "sort-key caisson",
     `version ${b.generation}`,
     `linux /caisson/${b.slot}/vmlinuz`,
     `initrd /caisson/${b.slot}/initrd.img`,

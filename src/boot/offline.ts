@@ -68,6 +68,6 @@ export function corruptSlot(disk: string, layout: DiskLayout, slot: Slot, offset
   }
 }
 
-export function readBuildRecord(dir: string): { roothash: string; layout: DiskLayout; "kernel-parameters": string[]; version: string; variant: string } {
+export function readBuildRecord(dir: string): { roothash: string; layout: DiskLayout; "kernel-parameters": string[]; version: string; variant: string; "boot-tries": number } {
   return JSON.parse(readFileSync(join(dir, "build.json"), "utf8")) as never;
 }

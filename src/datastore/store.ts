@@ -67,12 +67,13 @@ export class Datastore {
   }
 
   private static create(base: string, version: string): void {
-    mkdirSync(base, { recursive: true });
+    // Settings include secrets (keys, tokens, passwords): the store is root's alone.
+    mkdirSync(base, { recursive: true, mode: 0o700 });
     const name = `v${version}_${randomBytes(8).toString("hex")}`;
     const dir = join(base, name);
-    mkdirSync(join(dir, "pending"), { recursive: true });
+    mkdirSync(join(dir, "pending"), { recursive: true, mode: 0o700 });
     const live: LiveFile = { "datastore-version": version, settings: {}, "last-commit": null };
-    writeFileAtomic(join(dir, "live.json"), JSON.stringify(live), { durable: true });
+    writeFileAtomic(join(dir, "live.json"), JSON.stringify(live), { durable: true, mode: 0o600 });
     // The symlink is the store's existence: made last, by rename, so a half-made store is never "current".
     const tmpLink = join(base, `.current-${randomBytes(4).toString("hex")}`);
     symlinkSync(name, tmpLink);
@@ -133,7 +134,7 @@ export class Datastore {
     checkTxName(tx);
     const prev = this.pending.get(tx);
     const next: PendingFile = { id: prev?.id ?? randomBytes(12).toString("hex"), settings: deepMerge(prev?.settings ?? {}, patch) };
-    writeFileAtomic(this.pendingPath(tx), JSON.stringify(next), { faultName: "pending" });
+    writeFileAtomic(this.pendingPath(tx), JSON.stringify(next), { faultName: "pending", mode: 0o600 });
     this.pending.set(tx, next);
   }
 
@@ -153,7 +154,7 @@ export class Datastore {
     const settings = deepMerge(this.live.settings, p.settings);
     const changed = changedKeys(this.live.settings, settings);
     const live: LiveFile = { "datastore-version": this.version, settings, "last-commit": { tx, id: p.id } };
-    writeFileAtomic(join(this.dir, "live.json"), JSON.stringify(live), { durable: true, faultName: "commit" });
+    writeFileAtomic(join(this.dir, "live.json"), JSON.stringify(live), { durable: true, faultName: "commit", mode: 0o600 });
     this.live = live;
     this.pending.delete(tx);
     unlinkSync(this.pendingPath(tx));

@@ -3,7 +3,7 @@
 // the root, restarts recorded). Same code path for both but for those seams.
 import { join } from "node:path";
 import { readFileSync } from "node:fs";
-import { networkInterfaces } from "node:os";
+import { primaryAddress } from "../settings/generators.js";
 import type { Server } from "node:net";
 import { Host } from "./host.js";
 import { apiRequestHandler, createApiServer, groupId, listenOnSocket } from "../api/server.js";
@@ -19,8 +19,8 @@ export interface DaemonOptions {
   variant: Variant;
   version: string;
   userDataSources: UserDataSource[];
-  /** A socket path to bind, or a file descriptor systemd passed (socket activation). */
-  listen: { path: string; gid?: number } | { fd: number; path: string };
+  /** The Unix socket to bind (mode 0660, group `gid` or the `api` group). */
+  listen: { path: string; gid?: number };
   serviceManager: "systemctl" | "record";
   /** On the image: what booted, so the daemon can judge and report health. */
   boot?: BootInfo;
@@ -32,10 +32,6 @@ export function packageVersion(): string {
   return (JSON.parse(readFileSync(join(packageRoot(), "package.json"), "utf8")) as { version: string }).version;
 }
 
-function primaryIPv4(): string | undefined {
-  for (const addrs of Object.values(networkInterfaces())) for (const a of addrs ?? []) if (a.family === "IPv4" && !a.internal) return a.address;
-  return undefined;
-}
 
 export async function runDaemon(o: DaemonOptions): Promise<void> {
   const log = (msg: string) => process.stderr.write(`caisson-host: ${msg}\n`);
@@ -45,18 +41,29 @@ export async function runDaemon(o: DaemonOptions): Promise<void> {
   let networkState = "off";
   const reconfigureNetwork = (host: Host) => {
     const cfg = networkApiConfig(host.liveSettings());
-    const old = network;
-    network = undefined;
-    old?.close();
-    if (typeof cfg === "string") {
-      networkState = cfg;
+    // The new server is made before the old one closes: a bad certificate leaves the old in place.
+    let next: Server | undefined;
+    if (typeof cfg !== "string") {
+      try {
+        next = createNetworkApiServer(cfg, apiRequestHandler(host, log));
+      } catch (e) {
+        networkState = `not changed: the certificates in settings.api.network do not work (${(e as Error).message})`;
+        log(`network API ${networkState}`);
+        return;
+      }
+    }
+    network?.close();
+    network = next;
+    if (!next || typeof cfg === "string") {
+      networkState = typeof cfg === "string" ? cfg : "off";
       return;
     }
-    const server = createNetworkApiServer(cfg, apiRequestHandler(host, log));
-    server.on("error", (e) => log(`network API: ${e.message}`));
-    server.listen(cfg.port, "0.0.0.0");
-    network = server;
-    networkState = `https://${primaryIPv4() ?? "0.0.0.0"}:${cfg.port} (mutual TLS)`;
+    next.on("error", (e) => {
+      networkState = `failed: ${e.message}`;
+      log(`network API: ${e.message}`);
+    });
+    next.listen(cfg.port, "0.0.0.0");
+    networkState = `https://${primaryAddress() ?? "0.0.0.0"}:${cfg.port} (mutual TLS)`;
   };
 
   const host: Host = await Host.start({
@@ -72,9 +79,7 @@ export async function runDaemon(o: DaemonOptions): Promise<void> {
     },
   });
   const server = createApiServer(host, log);
-  const listen = o.listen;
-  if ("fd" in listen) await new Promise<void>((r) => server.listen({ fd: listen.fd }, r));
-  else await listenOnSocket(server, listen.path, listen.gid ?? groupId("api"));
+  await listenOnSocket(server, o.listen.path, o.listen.gid ?? groupId("api"));
   reconfigureNetwork(host);
 
   const status = host.bootStatus();
@@ -92,7 +97,7 @@ export async function runDaemon(o: DaemonOptions): Promise<void> {
       host.reportBoot("health", health);
       const failed = health.checks.filter((c) => !c.ok).map((c) => `${c.name}: ${c.detail}`);
       o.announce?.(
-        `Caisson ${o.version} (${o.variant}) slot ${boot.slot ?? "?"} at ${primaryIPv4() ?? "no address"}: ` +
+        `Caisson ${o.version} (${o.variant}) slot ${boot.slot ?? "?"} at ${primaryAddress() ?? "no address"}: ` +
           (health.state === "healthy" ? "healthy, API up" : `${health.degraded ? "DEGRADED" : "UNHEALTHY"} (${failed.join("; ")}), API up`),
       );
     });

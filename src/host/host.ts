@@ -8,7 +8,7 @@ import { Applier, type ApplyPlan } from "../applier/applier.js";
 import { loadServiceCatalog } from "../applier/services.js";
 import { loadTemplates } from "../applier/templates.js";
 import type { ServiceManager } from "../applier/service-manager.js";
-import { changedKeys, deepMerge, getPath, leafPaths, parseKey, setPath, type Json, type JsonObject } from "../settings/keys.js";
+import { changedKeys, deepMerge, getPath, leafPaths, parseSettingsKey, setPath, splitKeyPair, type Json, type JsonObject } from "../settings/keys.js";
 import { coerceKeypairValue, defaultsFor, generatorsFor, redactSettings, validateSettings } from "../settings/model.js";
 import { generators } from "../settings/generators.js";
 import type { Variant } from "../settings/schema.js";
@@ -64,16 +64,6 @@ export interface BootStatus {
   health?: unknown;
 }
 
-/** Split `key=value` at the first `=` outside a quoted key segment. */
-export function splitKeypair(pair: string): [string, string] {
-  let inQuote = false;
-  for (let i = 0; i < pair.length; i++) {
-    if (pair[i] === '"') inQuote = !inQuote;
-    else if (pair[i] === "=" && !inQuote) return [pair.slice(0, i), pair.slice(i + 1)];
-  }
-  if (inQuote) throw new ApiError(400, `invalid key pair '${pair}': unterminated quote in the key`);
-  throw new ApiError(400, `invalid key pair '${pair}': expected key=value`);
-}
 
 export class Host {
   private liveJson: string | undefined;
@@ -209,7 +199,7 @@ export class Host {
   private recordUserData(status: UserDataStatus): void {
     // Written after the launch commit: a crash before it means user data is read again, which is
     // safe because nothing of it was committed or it is re-applied identically.
-    writeFileAtomic(this.userDataRecord, JSON.stringify(status), { durable: true });
+    writeFileAtomic(this.userDataRecord, JSON.stringify(status), { durable: true, mode: 0o600 });
   }
 
   private userDataStatus(): UserDataStatus {
@@ -226,7 +216,11 @@ export class Host {
     return this.history as unknown as JsonObject[];
   }
 
-  /** Reboot shortly after answering: the caller gets its 204 before the host goes down. */
+  /**
+   * Reboot shortly after answering: systemd starts stopping services (this daemon too) as soon as
+   * the job is queued, so the caller would otherwise lose its answer. A failure to queue it is
+   * logged (the API has already answered 204).
+   */
   reboot(): void {
     this.o.log("reboot requested through the API");
     setTimeout(() => this.o.serviceManager.reboot().catch((e: Error) => this.o.log(`reboot failed: ${e.message}`)), 500);
@@ -298,9 +292,11 @@ export class Host {
   patchKeypairs(tx: string, pairs: string[]): void {
     let patch: JsonObject = {};
     for (const pair of pairs) {
-      const [key, raw] = splitKeypair(pair);
-      const segs = parseKey(key);
-      const path = segs[0] === "settings" ? segs.slice(1) : segs;
+      const split = splitKeyPair(pair);
+      if (split === "unterminated") throw new ApiError(400, `invalid key pair '${pair}': unterminated quote in the key`);
+      if (split === "no-equals") throw new ApiError(400, `invalid key pair '${pair}': expected key=value`);
+      const { key, value: raw } = split;
+      const path = parseSettingsKey(key);
       if (path.length === 0) throw new ApiError(400, `invalid key '${key}': name a setting, e.g. settings.motd`);
       patch = setPath(patch, path, coerceKeypairValue(this.o.variant, path, raw));
     }
@@ -328,7 +324,13 @@ export class Host {
     const changed = this.store.commit(tx);
     this.liveJson = undefined;
     this.o.log(`committed transaction '${tx}': ${changed.join(", ") || "no value changed"}`);
-    if (changed.length) this.o.onCommit?.(changed);
+    if (changed.length) {
+      try {
+        this.o.onCommit?.(changed);
+      } catch (e) {
+        this.o.log(`after commit: ${(e as Error).message}`);
+      }
+    }
     return changed;
   }
 

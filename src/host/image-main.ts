@@ -3,7 +3,7 @@
 //   health   the health gate (caisson-host.service's verdict; RequiredBy=boot-complete.target)
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { writeFileAtomic } from "../fsutil/atomic.js";
-import { request } from "node:http";
+import { ApiClient } from "../apiclient/client.js";
 import { runDaemon } from "./daemon.js";
 import { parseOsRelease } from "./os-release.js";
 import { readBootInfo } from "./health.js";
@@ -43,14 +43,12 @@ async function daemon(): Promise<void> {
   const os = parseOsRelease(readFileSync("/etc/os-release", "utf8"));
   const variant = os.VARIANT_ID ?? "dev";
   if (!isVariant(variant)) throw new Error(`/etc/os-release names unknown variant ${variant}`);
-  // Socket activation if a unit passes the socket (fd 3); the image binds it itself today.
-  const activated = process.env.LISTEN_FDS === "1" && process.env.LISTEN_PID === String(process.pid);
   await runDaemon({
     root: "/",
     variant,
     version: os.VERSION_ID ?? "0.0.0",
     userDataSources: imageUserDataSources(),
-    listen: activated ? { fd: 3, path: SOCKET } : { path: SOCKET },
+    listen: { path: SOCKET },
     serviceManager: "systemctl",
     boot: readBootInfo(),
     announce: console,
@@ -58,16 +56,7 @@ async function daemon(): Promise<void> {
 }
 
 function bootStatus(): Promise<{ health?: Health; boot?: BootInfo }> {
-  return new Promise((resolve, reject) => {
-    const req = request({ socketPath: SOCKET, path: "/boot-status", agent: false }, (res) => {
-      let body = "";
-      res.on("data", (c: Buffer) => (body += c.toString()));
-      res.on("end", () => (res.statusCode === 200 ? resolve(JSON.parse(body) as { health?: Health }) : reject(new Error(`HTTP ${res.statusCode}: ${body}`))));
-    });
-    req.on("error", reject);
-    req.setTimeout(10_000, () => req.destroy(new Error("timed out")));
-    req.end();
-  });
+  return new ApiClient({ socketPath: SOCKET, agent: false, timeoutMs: 10_000 }).call("GET", "/boot-status") as Promise<{ health?: Health; boot?: BootInfo }>;
 }
 
 /**
@@ -106,7 +95,14 @@ async function health(): Promise<number> {
 
 const cmd = process.argv[2];
 if (cmd === "daemon") await daemon();
-else if (cmd === "health") process.exitCode = await health();
+else if (cmd === "health") {
+  // The unit reboots on failure (FailureAction): only a boot on trial may fail it, whatever happens.
+  process.exitCode = await health().catch((e: Error) => {
+    const counted = readBootInfo().counted;
+    console(`CAISSON-HEALTH FAIL: ${e.message}${counted ? "; rebooting to use up this try" : "; staying up"}`);
+    return counted ? 1 : 0;
+  });
+}
 else {
   process.stderr.write("usage: caisson-host.mjs daemon|health\n");
   process.exitCode = 2;

@@ -3,7 +3,9 @@
 import { randomInt } from "node:crypto";
 import { networkInterfaces } from "node:os";
 import { reverse } from "node:dns/promises";
+import { FormatRegistry } from "@sinclair/typebox";
 import type { Json } from "./keys.js";
+import "./schema.js"; // registers the formats
 
 export type Generator = () => Promise<Json | undefined>;
 
@@ -21,14 +23,15 @@ export const generators: Record<string, Generator> = {
   // Host name: the primary address's reverse DNS name, else ip-a-b-c-d (as netdog), else "localhost".
   hostname: async () => {
     const addr = primaryAddress();
-    if (!addr) return "localhost";
+    // No address yet: skip; the generator runs again at the next start (a value is kept forever).
+    if (!addr) return undefined;
     try {
       const names = await Promise.race([
         reverse(addr),
         new Promise<string[]>((r) => setTimeout(() => r([]), 2000).unref()),
       ]);
       const name = names[0]?.replace(/\.$/, "");
-      if (name && /^[A-Za-z0-9.-]{1,253}$/.test(name)) return name;
+      if (name && FormatRegistry.Get("hostname")?.(name)) return name;
     } catch {
       /* no PTR record: fall through */
     }

@@ -61,6 +61,19 @@ export function parseSettingsKey(key: string): string[] {
   return segs[0] === "settings" ? segs.slice(1) : segs;
 }
 
+/**
+ * Split `key=value` at the first `=` outside a quoted key segment, so quoted keys may hold `=`
+ * and values may too. undefined: there is no such `=`; `unterminated`: a quote is left open.
+ */
+export function splitKeyPair(pair: string): { key: string; value: string } | "no-equals" | "unterminated" {
+  let inQuote = false;
+  for (let i = 0; i < pair.length; i++) {
+    if (pair[i] === '"') inQuote = !inQuote;
+    else if (pair[i] === "=" && !inQuote) return { key: pair.slice(0, i), value: pair.slice(i + 1) };
+  }
+  return inQuote ? "unterminated" : "no-equals";
+}
+
 export type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 export type JsonObject = { [k: string]: Json };
 

@@ -108,12 +108,18 @@ function walkValidate(schema: TSchema, value: unknown, path: string[]): void {
     const first = Value.Errors(schema, value).First();
     const where = first && first.path ? ` at ${first.path}` : "";
     const expected = describeType(schema);
+    // Error messages reach logs, the boot status and the console: never echo a secret.
+    const shown = containsSecret(schema) ? "a value that is not shown (it holds a secret)" : preview(value);
     throw new SettingsError(
-      `invalid value for '${fmt(path)}': expected ${expected}, got ${preview(value)}${where && first ? ` (${first.message}${where})` : ""}`,
+      `invalid value for '${fmt(path)}': expected ${expected}, got ${shown}${where && first ? ` (${first.message}${where})` : ""}`,
       fmt(path),
       expected,
     );
   }
+}
+
+function containsSecret(s: TSchema): boolean {
+  return JSON.stringify(s).includes('"x-secret":true');
 }
 
 function kindOf(v: unknown): string {

@@ -21,7 +21,8 @@ export function isVariant(v: string): v is Variant {
 // Formats are registered once; TypeBox checks them on string schemas with `format`.
 FormatRegistry.Set("ip", (v) => isIP(v) !== 0);
 FormatRegistry.Set("hostname", (v) => /^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/.test(v));
-FormatRegistry.Set("url", (v) => URL.canParse(v) && /^[a-z][a-z0-9+.-]*:\/\//i.test(v));
+// URL.canParse drops tabs and newlines silently; a URL setting must not carry them into a file.
+FormatRegistry.Set("url", (v) => URL.canParse(v) && /^[a-z][a-z0-9+.-]*:\/\/[^\s]*$/i.test(v));
 const isBase64 = (v: string) => /^[A-Za-z0-9+/\r\n]*={0,2}$/.test(v) && v.replace(/\s/g, "").length % 4 === 0;
 FormatRegistry.Set("base64", isBase64);
 // Base64 of PEM text: what certificate settings hold, checked here so that a value that would
