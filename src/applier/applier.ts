@@ -13,7 +13,7 @@ import type { Template } from "./templates.js";
 export interface FileChange {
   name: string;
   path: string;
-  /** Unified diff of the file on disk against the new rendering. */
+  /** Unified diff of the file on disk against the new rendering (dry runs only; empty otherwise). */
   diff: string;
 }
 
@@ -131,7 +131,8 @@ export class Applier {
     return { rendered, failures };
   }
 
-  private planOf(rendered: Rendered[]): { plan: ApplyPlan; changed: Rendered[] } {
+  /** The plan; diffs only when asked (a dry run): the apply path does not pay for them. */
+  private planOf(rendered: Rendered[], withDiffs: boolean): { plan: ApplyPlan; changed: Rendered[] } {
     const changed = rendered.filter((r) => r.before !== r.after || r.beforeMode !== r.mode);
     const services = this.servicesOwning(changed.map((c) => c.name));
     const units = [...new Set(services.flatMap((s) => this.o.catalog.services[s]!["restart-units"]))];
@@ -141,7 +142,9 @@ export class Applier {
         files: changed.map((c) => ({
           name: c.name,
           path: c.path,
-          diff: hidden(c.mode)
+          diff: !withDiffs
+            ? ""
+            : hidden(c.mode)
             ? `(contents of ${c.path} not shown: mode ${c.mode.toString(8).padStart(4, "0")}, it may hold secrets)\n`
             : createTwoFilesPatch(c.before === undefined ? "/dev/null" : `a${c.path}`, `b${c.path}`, c.before ?? "", c.after),
         })),
@@ -154,7 +157,7 @@ export class Applier {
   /** What applying would do, changing nothing. */
   dryRun(settings: JsonObject, keys: string[] | "all"): ApplyPlan {
     const { rendered, failures } = this.render(settings, keys);
-    const { plan } = this.planOf(rendered);
+    const { plan } = this.planOf(rendered, true);
     if (failures.length) throw new ApplyError(failures, plan);
     return plan;
   }
@@ -166,7 +169,7 @@ export class Applier {
    */
   async apply(settings: JsonObject, keys: string[] | "all"): Promise<ApplyPlan> {
     const { rendered, failures } = this.render(settings, keys);
-    const { plan, changed } = this.planOf(rendered);
+    const { plan, changed } = this.planOf(rendered, false);
     // Files are re-rendered at every boot (/etc is not persistent on the image), so they need not
     // be fsynced; each is replaced atomically so a service never reads half a file.
     const written: string[] = [];

@@ -1,5 +1,5 @@
 // The resident host daemon — management plane plus API servers — on the image (root "/",
-// systemctl, socket activation, network API, health gate) or in workstation mode (any directory as
+// systemctl, network API, health gate) or in workstation mode (any directory as
 // the root, restarts recorded). Same code path for both but for those seams.
 import { join } from "node:path";
 import { readFileSync } from "node:fs";

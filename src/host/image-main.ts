@@ -2,6 +2,7 @@
 //   daemon   the resident host daemon (systemd: caisson-host.service, socket-activated)
 //   health   the health gate (caisson-host.service's verdict; RequiredBy=boot-complete.target)
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { execFile } from "node:child_process";
 import { writeFileAtomic } from "../fsutil/atomic.js";
 import { ApiClient } from "../apiclient/client.js";
 import { runDaemon } from "./daemon.js";
@@ -24,19 +25,27 @@ function console(line: string): void {
 
 /**
  * The machine ID lives on the data partition: /etc/machine-id (read-only image) links to
- * /var/machine-id. At first boot systemd finds no file there and makes a transient ID; keeping it
- * here makes it the host's ID for every later boot and update.
+ * /var/machine-id. At first boot systemd makes a transient ID and bind-mounts it there; its own
+ * commit service only looks for a mount on /etc/machine-id, so the daemon commits it: unmount
+ * (through systemd) and write the same ID into the file, which every later boot then reads.
  */
-function persistMachineId(): void {
+async function persistMachineId(): Promise<void> {
   const target = "/var/machine-id";
-  if (existsSync(target)) return;
+  const mounted = readFileSync("/proc/self/mountinfo", "utf8").split("\n").some((l) => l.split(" ")[4] === target);
+  if (!mounted && existsSync(target) && /^[0-9a-f]{32}$/.test(readFileSync(target, "utf8").trim())) return;
   const id = readFileSync("/etc/machine-id", "utf8").trim();
-  if (/^[0-9a-f]{32}$/.test(id)) writeFileAtomic(target, `${id}\n`, { durable: true, mode: 0o444 });
+  if (!/^[0-9a-f]{32}$/.test(id)) throw new Error(`/etc/machine-id holds no machine ID ('${id.slice(0, 40)}')`);
+  if (mounted) {
+    await new Promise<void>((resolve, reject) =>
+      execFile("/usr/bin/systemctl", ["stop", "var-machine\\x2did.mount"], (err, _o, stderr) => (err ? reject(new Error(stderr.trim() || err.message)) : resolve())),
+    );
+  }
+  writeFileAtomic(target, `${id}\n`, { durable: true, mode: 0o444 });
 }
 
 async function daemon(): Promise<void> {
   try {
-    persistMachineId();
+    await persistMachineId();
   } catch (e) {
     process.stderr.write(`caisson-host: cannot keep the machine ID on the data partition: ${(e as Error).message}\n`);
   }

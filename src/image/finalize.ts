@@ -126,6 +126,7 @@ export async function finalize(i: FinalizeInput): Promise<void> {
   if (existsSync(join(t, "etc/gshadow"))) appendFileSync(join(t, "etc/gshadow"), "api:!::\n");
   writeFileSync(join(t, "etc/hostname"), "caisson\n");
   writeFileSync(join(t, "etc/selinux/config"), "SELINUX=enforcing\nSELINUXTYPE=default\n");
+  // The tries a slot on trial gets: for the update agent when it activates a slot.
   writeFileSync(join(t, "usr/share/caisson/boot.json"), JSON.stringify({ "boot-tries": i.bootTries }) + "\n");
 }
 

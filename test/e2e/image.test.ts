@@ -175,9 +175,16 @@ test("reboot keeps settings and the machine ID; user data is not applied again",
   await stop("e2e-main", 0);
 });
 
-test("an unhealthy blessed slot stays up, degraded, and says so (direct kernel boot: no try counter)", async () => {
-  const inst = await up("e2e-degraded", join(OUT, "disk.img"), { directKernelArgs: ["caisson.test.fail-health"] });
+test("an unhealthy blessed slot stays up, degraded, and says so; malformed user data leaves the host on defaults, saying why (direct kernel boot: no try counter)", async () => {
+  const bad = join(STATE, "bad-user-data.toml");
+  writeFileSync(bad, '[settings]\nmotd = "never applied"\n[settings.kernel]\nlockdwn = "none"\n');
+  const inst = await up("e2e-degraded", join(OUT, "disk.img"), { directKernelArgs: ["caisson.test.fail-health"], userData: bad });
   const s = await settled(instanceClient("e2e-degraded"));
+  const ud = s["user-data"] as unknown as { state: string; sources: string[]; error: { message: string; key: string } };
+  assert.equal(ud.state, "rejected");
+  assert.equal(ud.error.key, "settings.kernel.lockdwn");
+  assert.deepEqual(ud.sources, ["QEMU fw_cfg opt/caisson/launch-user-data"], "the launch's own user data still applied");
+  assert.deepEqual(await json(instanceClient("e2e-degraded"), "GET", "/settings?keys=settings.motd"), { motd: "Welcome to Caisson!" });
   assert.equal(s.health.state, "unhealthy");
   assert.equal(s.health.degraded, true);
   assert.equal(s.boot.counted, false);
