@@ -1,9 +1,9 @@
 // Entry point of the agents in the image (bundled to /usr/lib/caisson/caisson-host.mjs):
 //   daemon   the resident host daemon (systemd: caisson-host.service, socket-activated)
 //   health   the health gate (caisson-host.service's verdict; RequiredBy=boot-complete.target)
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, fsyncSync, openSync, readFileSync, writeFileSync, writeSync } from "node:fs";
 import { execFile } from "node:child_process";
-import { writeFileAtomic } from "../fsutil/atomic.js";
+import { fsyncDir } from "../fsutil/atomic.js";
 import { ApiClient } from "../apiclient/client.js";
 import { runDaemon } from "./daemon.js";
 import { parseOsRelease } from "./os-release.js";
@@ -40,7 +40,17 @@ async function persistMachineId(): Promise<void> {
       execFile("/usr/bin/systemctl", ["stop", "var-machine\\x2did.mount"], (err, _o, stderr) => (err ? reject(new Error(stderr.trim() || err.message)) : resolve())),
     );
   }
-  writeFileAtomic(target, `${id}\n`, { durable: true, mode: 0o444 });
+  // Written in place, not by rename: the SELinux policy labels a file created under this exact
+  // name like /etc's files, so every reader of /etc/machine-id may read it. A torn write is
+  // invalid, so the next boot is a first boot for the ID again and this runs again.
+  const fd = openSync(target, "w", 0o444);
+  try {
+    writeSync(fd, `${id}\n`);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  fsyncDir("/var");
 }
 
 async function daemon(): Promise<void> {
