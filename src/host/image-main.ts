@@ -1,7 +1,7 @@
 // Entry point of the agents in the image (bundled to /usr/lib/caisson/caisson-host.mjs):
 //   daemon   the resident host daemon (systemd: caisson-host.service, socket-activated)
 //   health   the health gate (caisson-host.service's verdict; RequiredBy=boot-complete.target)
-import { closeSync, existsSync, fsyncSync, openSync, readFileSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, existsSync, fsyncSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import { execFile } from "node:child_process";
 import { fsyncDir } from "../fsutil/atomic.js";
 import { ApiClient } from "../apiclient/client.js";
@@ -43,6 +43,8 @@ async function persistMachineId(): Promise<void> {
   // Written in place, not by rename: the SELinux policy labels a file created under this exact
   // name like /etc's files, so every reader of /etc/machine-id may read it. A torn write is
   // invalid, so the next boot is a first boot for the ID again and this runs again.
+  // (systemd created it at first boot, with /var's type; a file made afresh gets the right one.)
+  rmSync(target, { force: true });
   const fd = openSync(target, "w", 0o444);
   try {
     writeSync(fd, `${id}\n`);
