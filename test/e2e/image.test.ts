@@ -215,9 +215,24 @@ async function bootWithTrialSlot(name: string, prepare: (disk: string) => void, 
   return up(name, disk);
 }
 
+/** Wait until the host answers from `slot` (the API may first answer from the slot on trial). */
+async function onSlot(c: ApiClient, slot: string): Promise<BootStatus> {
+  const t0 = Date.now();
+  while (Date.now() - t0 < BOOT_TIMEOUT) {
+    try {
+      const s = await settled(c);
+      if (s.boot.slot === slot) return s;
+    } catch {
+      /* rebooting */
+    }
+    await new Promise((r) => setTimeout(r, 3000));
+  }
+  throw new Error(`the host never came up on slot ${slot}`);
+}
+
 test("a slot on trial whose health gate fails uses up its try, and the other slot boots by itself", async () => {
   const inst = await bootWithTrialSlot("e2e-trial", () => {}, ["caisson.test.fail-health"]);
-  const s = await settled(instanceClient("e2e-trial"));
+  const s = await onSlot(instanceClient("e2e-trial"), "a");
   const text = consoleOf(inst);
   // systemd-boot reports the entry by the name it had when chosen (before counting the try).
   assert.match(text, /CAISSON-HEALTH FAIL slot=b entry=caisson-b\+1\.conf: test-knob/, "slot b booted on trial and failed its gate");
@@ -231,7 +246,7 @@ test("one flipped byte in a block the trial slot reads at boot: dm-verity resets
   const build = readBuildRecord(OUT);
   // Offset 1024: the erofs superblock, the first block mounting the root reads.
   const inst = await bootWithTrialSlot("e2e-verity", (disk) => corruptSlot(disk, build.layout, "b", 1024 + 8), []);
-  const s = await settled(instanceClient("e2e-verity"));
+  const s = await onSlot(instanceClient("e2e-verity"), "a");
   const text = consoleOf(inst);
   assert.match(text, /device-mapper: verity: .*(data|metadata) block \d+ is corrupted/);
   assert.match(text, /dm-verity device corrupted/);
