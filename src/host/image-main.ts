@@ -1,6 +1,6 @@
 // Entry point of the agents in the image (bundled to /usr/lib/caisson/caisson-host.mjs):
-//   daemon   the resident host daemon (systemd: caisson-host.service, socket-activated)
-//   health   the health gate (caisson-host.service's verdict; RequiredBy=boot-complete.target)
+//   daemon   the resident host daemon (systemd: caisson-host.service)
+//   health   the health gate (caisson-health.service, RequiredBy=boot-complete.target): the daemon's verdict
 import { closeSync, existsSync, fsyncSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import { execFile } from "node:child_process";
 import { fsyncDir } from "../fsutil/atomic.js";
