@@ -14,7 +14,7 @@ const out = join(root, "out/caisson-dev-demo");
 const step = (s) => console.log(`\n\x1b[1m== ${s}\x1b[0m`);
 function run(args, { quiet = false } = {}) {
   if (!quiet) console.log(`$ caisson ${args.map((a) => (/[\s"{}[\]]/.test(a) ? `'${a}'` : a)).join(" ")}`);
-  const r = spawnSync(process.execPath, [caisson, ...args], { stdio: ["ignore", "inherit", "inherit"] });
+  const r = spawnSync(process.execPath, [caisson, ...args], { stdio: quiet ? "ignore" : ["ignore", "inherit", "inherit"] });
   if (r.status !== 0 && !quiet) console.log(`(exit ${r.status})`);
   return r.status;
 }
