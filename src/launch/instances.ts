@@ -5,7 +5,7 @@ import { homedir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { ApiClient } from "../apiclient/client.js";
 import { alive, freePort, lastLines, probeKvm, qmpCommand, startVm, type Accel } from "./qemu.js";
-import { launchUserData, makeInstanceTls, type InstanceTls } from "./tls.js";
+import { instanceTlsPaths, launchUserData, makeInstanceTls } from "./tls.js";
 import { kernelCommandLine } from "../boot/entries.js";
 
 export interface Instance {
@@ -40,11 +40,6 @@ export function listInstances(): (Instance & { running: boolean })[] {
     .map((i) => ({ ...i, running: alive(i.pid) }));
 }
 
-function tlsOf(dir: string): InstanceTls {
-  const p = (f: string) => join(dir, "tls", f);
-  return { dir: join(dir, "tls"), ca: p("ca.pem"), clientCert: p("client.pem"), clientKey: p("client-key.pem"), serverCert: p("server.pem"), serverKey: p("server-key.pem") };
-}
-
 /** An API client for a launched host, over mutual TLS through the forwarded loopback port. */
 export function instanceClient(name: string): ApiClient {
   const i = readInstance(name);
@@ -52,7 +47,7 @@ export function instanceClient(name: string): ApiClient {
 }
 
 export function instanceTarget(i: Instance) {
-  const t = tlsOf(i.dir);
+  const t = instanceTlsPaths(join(i.dir, "tls"));
   return {
     tls: true,
     host: "127.0.0.1",

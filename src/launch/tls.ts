@@ -14,10 +14,16 @@ export interface InstanceTls {
   serverKey: string;
 }
 
+/** Where an instance's certificates and keys live. */
+export function instanceTlsPaths(dir: string): InstanceTls {
+  const p = (f: string) => join(dir, f);
+  return { dir, ca: p("ca.pem"), clientCert: p("client.pem"), clientKey: p("client-key.pem"), serverCert: p("server.pem"), serverKey: p("server-key.pem") };
+}
+
 export async function makeInstanceTls(dir: string, name: string): Promise<InstanceTls> {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const p = (f: string) => join(dir, f);
-  const t: InstanceTls = { dir, ca: p("ca.pem"), clientCert: p("client.pem"), clientKey: p("client-key.pem"), serverCert: p("server.pem"), serverKey: p("server-key.pem") };
+  const t = instanceTlsPaths(dir);
   if (existsSync(t.clientKey)) return t;
   const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
   await run("openssl", ["req", "-x509", ...ec, "-keyout", p("ca-key.pem"), "-out", t.ca, "-days", "3650", "-subj", `/CN=caisson launch CA for ${name}`]);
