@@ -6,11 +6,10 @@ import { readFileSync, writeFileSync, mkdtempSync, rmSync, openSync, writeSync, 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { run } from "../image/run.js";
-import { partitions, type DiskLayout } from "../image/disk.js";
+import { mtoolsEnv, partitions, writeAtPartition, type DiskLayout } from "../image/disk.js";
 import { entryFileName, entryText, type Slot, type SlotBoot } from "./entries.js";
 
 const MIB = 1024 * 1024;
-const mtoolsEnv = () => ({ ...process.env, MTOOLS_SKIP_CHECK: "1" });
 
 export interface SlotArtifacts {
   root: string;
@@ -35,9 +34,8 @@ export async function listEntries(disk: string, layout: DiskLayout): Promise<str
 
 /** Put a slot on trial (`tries`), or blessed (no tries): its images, its boot files and its entry. */
 export async function stageSlot(disk: string, layout: DiskLayout, a: SlotArtifacts, boot: SlotBoot, tries?: number): Promise<void> {
-  for (const [file, label] of [[a.root, `root-${boot.slot}`], [a.verity, `root-${boot.slot}-verity`]] as const) {
-    await run("dd", [`if=${file}`, `of=${disk}`, "bs=1M", `seek=${offsetOf(layout, label) / MIB}`, "conv=notrunc,sparse", "status=none"]);
-  }
+  await writeAtPartition(disk, layout, `root-${boot.slot}`, a.root);
+  await writeAtPartition(disk, layout, `root-${boot.slot}-verity`, a.verity);
   const tmp = mkdtempSync(join(tmpdir(), "caisson-stage-"));
   try {
     const entry = join(tmp, "entry.conf");

@@ -48,6 +48,16 @@ export function partitions(l: DiskLayout): Partition[] {
   return out;
 }
 
+/** mtools on image files: no drive geometry checks (our FAT images are made by mkfs.vfat on files). */
+export const mtoolsEnv = (): NodeJS.ProcessEnv => ({ ...process.env, MTOOLS_SKIP_CHECK: "1" });
+
+/** Write `file` into the disk image at the start of partition `label` (sparse, in place). */
+export function writeAtPartition(disk: string, layout: DiskLayout, label: string, file: string): Promise<string> {
+  const p = partitions(layout).find((x) => x.label === label);
+  if (!p) throw new Error(`no partition ${label}`);
+  return run("dd", [`if=${file}`, `of=${disk}`, "bs=1M", `seek=${p.startMiB}`, "conv=notrunc,sparse", "status=none"]);
+}
+
 /** A stable UUID from a name: builds are reproducible, so nothing random goes in. */
 export function stableUuid(name: string): string {
   const h = createHash("sha256").update(`caisson:${name}`).digest("hex");
@@ -97,7 +107,7 @@ export async function assembleDisk(i: DiskInput): Promise<void> {
     if (statSync(file).size > part(label).sizeMiB * MIB) throw new Error(`${file} does not fit partition ${label} (${part(label).sizeMiB} MiB): raise the layout's size`);
   }
   mkdirSync(i.work, { recursive: true });
-  const env = { ...process.env, MTOOLS_SKIP_CHECK: "1" };
+  const env = mtoolsEnv();
 
   // ESP: systemd-boot at the removable-media path (no NVRAM entry needed), loader.conf, slot A.
   const esp = join(i.work, "esp.img");
@@ -140,8 +150,7 @@ export async function assembleDisk(i: DiskInput): Promise<void> {
     args.push("-n", `${p.number}:${p.startMiB * 2048}:${(p.startMiB + p.sizeMiB) * 2048 - 1}`, "-t", `${p.number}:${p.type}`, "-c", `${p.number}:${p.label}`, "-u", `${p.number}:${stableUuid(`part:${p.label}`)}`);
   }
   await run("sgdisk", [...args, i.out]);
-  const put = (file: string, label: string) =>
-    run("dd", [`if=${file}`, `of=${i.out}`, "bs=1M", `seek=${part(label).startMiB}`, "conv=notrunc,sparse", "status=none"]);
+  const put = (file: string, label: string) => writeAtPartition(i.out, i.layout, label, file);
   await put(esp, "esp");
   await put(i.slotA.root, "root-a");
   await put(i.slotA.verity, "root-a-verity");
