@@ -93,7 +93,7 @@ export async function runDaemon(o: DaemonOptions): Promise<void> {
     const boot = o.boot;
     host.reportBoot("boot", boot);
     host.reportBoot("health", { state: "checking", checks: [], degraded: false });
-    void evaluateHealth({ settingsApplied: status["settings-applied"], applyError: status["apply-error"], boot }).then((health) => {
+    void evaluateHealth({ settingsApplied: status["settings-applied"], applyError: status["apply-error"], migration: status.migration, boot }).then((health) => {
       host.reportBoot("health", health);
       const failed = health.checks.filter((c) => !c.ok).map((c) => `${c.name}: ${c.detail}`);
       o.announce?.(

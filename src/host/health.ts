@@ -67,6 +67,8 @@ function socketAnswers(path: string): Promise<boolean> {
 export async function evaluateHealth(o: {
   settingsApplied: boolean;
   applyError?: string;
+  /** The migrator's outcome at start (src/migrations): a failed migration fails the gate. */
+  migration?: { state: string; from?: string; to: string; error?: string };
   boot: BootInfo;
   containerdSocket?: string;
   timeoutMs?: number;
@@ -83,6 +85,11 @@ export async function evaluateHealth(o: {
     { name: "settings", ok: o.settingsApplied, detail: o.settingsApplied ? "applied" : `not applied: ${o.applyError ?? "unknown error"}` },
     { name: "containerd", ok: containerd, detail: containerd ? `answering on ${sock}` : `no answer on ${sock} after ${(o.timeoutMs ?? 90_000) / 1000} s` },
   ];
+  if (o.migration) {
+    const m = o.migration;
+    const ok = m.state !== "failed";
+    checks.push({ name: "migration", ok, detail: ok ? (m.state === "done" ? `datastore migrated from ${m.from} to ${m.to}` : `datastore at ${m.to}`) : `failed: ${m.error ?? "unknown error"}` });
+  }
   // Test knob: a kernel parameter that fails the gate, to exercise fallback without a broken build.
   if (/(?:^|\s)caisson\.test\.fail-health(?:\s|$)/.test(o.boot.cmdline)) {
     checks.push({ name: "test-knob", ok: false, detail: "caisson.test.fail-health is on the kernel command line" });

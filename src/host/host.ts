@@ -15,6 +15,7 @@ import type { Variant } from "../settings/schema.js";
 import { parseUserData, UserDataError, type UserDataSource } from "../userdata/userdata.js";
 import { writeFileAtomic } from "../fsutil/atomic.js";
 import { readOs } from "./os-release.js";
+import { migrateDatastore, MigrationError } from "../migrations/migrator.js";
 import { ApiError } from "../api/errors.js";
 
 export const LAUNCH_TX = "caisson-launch";
@@ -53,8 +54,19 @@ export interface UserDataStatus {
   at: string;
 }
 
+/** What the migrator did at this start (the health gate fails the boot when it failed). */
+export interface MigrationStatus {
+  state: "none" | "done" | "failed";
+  /** Datastore version before, and the version this host runs. */
+  from?: string;
+  to: string;
+  ran: string[];
+  error?: string;
+}
+
 export interface BootStatus {
   "user-data": UserDataStatus;
+  migration: MigrationStatus;
   "settings-applied": boolean;
   "apply-error"?: string;
   generated: string[];
@@ -71,6 +83,7 @@ export class Host {
   /** The last applies, newest first: which files each rewrote and which units it restarted. */
   private readonly history: { at: string; keys: string[] | "all"; files: string[]; "restart-units": string[] }[] = [];
   private status!: BootStatus;
+  private migration: MigrationStatus = { state: "none", to: "", ran: [] };
 
   private constructor(
     private readonly o: HostOptions,
@@ -90,6 +103,7 @@ export class Host {
    */
   static async start(o: HostOptions): Promise<Host> {
     const dataDir = join(o.root, "var/lib/caisson");
+    const migration = await Host.migrate(o);
     const store = Datastore.open(join(dataDir, "datastore"), o.version);
     const catalog = loadServiceCatalog(o.imageDir);
     const templates = loadTemplates(join(o.imageDir, "templates"));
@@ -104,8 +118,26 @@ export class Host {
       host: { "ca-bundle-base": existsSync(caBase) ? readFileSync(caBase, "utf8") : "" },
     });
     const host = new Host(o, store, applier, os);
+    host.migration = migration;
     await host.bringUp();
     return host;
+  }
+
+  /**
+   * Bring the datastore to this version (src/migrations) before it is opened. A failure leaves the
+   * old store in place and the host still comes up on it (the API answers, files are rendered so
+   * the host is usable), but the boot status says so and the health gate fails the boot: a slot on
+   * trial then falls back to the previous version, whose datastore this still is.
+   */
+  private static async migrate(o: HostOptions): Promise<MigrationStatus> {
+    try {
+      const r = await migrateDatastore({ root: o.root, toVersion: o.version, variant: o.variant, log: o.log });
+      return r ? { state: "done", ...r } : { state: "none", to: o.version, ran: [] };
+    } catch (e) {
+      const msg = (e as Error).message;
+      o.log(`datastore migration FAILED, starting on the old datastore: ${msg}`);
+      return { state: "failed", ...(e instanceof MigrationError ? { from: e.from } : {}), to: o.version, ran: [], error: msg };
+    }
   }
 
   private async bringUp(): Promise<void> {
@@ -149,6 +181,7 @@ export class Host {
     }
     this.status = {
       "user-data": this.userDataStatus(),
+      migration: this.migration,
       "settings-applied": applied,
       ...(applyError ? { "apply-error": applyError } : {}),
       generated,
