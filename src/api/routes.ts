@@ -4,6 +4,9 @@ import { ApiError } from "./errors.js";
 import { formatKey, getPath, isObject, leafPaths, parseSettingsKey, setPath, type Json, type JsonObject } from "../settings/keys.js";
 import { DEFAULT_TX } from "../datastore/store.js";
 import type { Host } from "../host/host.js";
+import { AgentError, type CommandType, type UpdateAgent } from "../update/agent.js";
+import { updateAgentOf } from "../update/registry.js";
+import { memoryReport } from "../host/memory.js";
 
 export interface Request {
   method: string;
@@ -65,6 +68,27 @@ function namedOrPrefixed(all: JsonObject, root: string, q: URLSearchParams): Jso
   const full = prefix.startsWith(root) ? prefix : `${root}.${prefix}`;
   return Object.fromEntries(Object.entries(all).filter(([n]) => `${root}.${n}`.startsWith(full) || full === root));
 }
+
+function agent(host: Host): UpdateAgent {
+  const a = updateAgentOf(host);
+  if (!a) throw new ApiError(404, "this host has no update agent");
+  return a;
+}
+
+/** The agent's refusals keep Bottlerocket's codes: 404 nothing to act on, 409 wrong state, 423 busy. */
+function updates<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    if (e instanceof AgentError) throw new ApiError(e.status, e.message);
+    throw e;
+  }
+}
+
+const updateCommand = (cmd: CommandType): Handler => (host) => updates(() => {
+  agent(host).command(cmd);
+  return undefined;
+});
 
 export const routes: Record<string, Partial<Record<string, Handler>>> = {
   "/": {
@@ -145,6 +169,8 @@ export const routes: Record<string, Partial<Record<string, Handler>>> = {
   "/metadata/setting-generators": { GET: (host) => host.settingGenerators() },
   "/metadata/templates": { GET: (host, req) => host.templatesFor(list(required(req.query, "keys"))) },
   "/boot-status": { GET: (host) => host.bootStatus() as unknown as Json },
+  // Ours: PSS of the resident agents (and of the benchmark's bare node:http server when it runs).
+  "/diagnostics/memory": { GET: () => memoryReport() as unknown as Json },
   // Ours: what the last applies did (files rewritten, units restarted), newest first.
   "/applier/history": { GET: (host) => host.applyHistory() },
   "/actions/reboot": {
@@ -153,4 +179,11 @@ export const routes: Record<string, Partial<Record<string, Handler>>> = {
       return undefined;
     },
   },
+  "/updates/status": { GET: (host) => updates(() => agent(host).status() as unknown as Json) },
+  "/actions/refresh-updates": { POST: updateCommand("refresh") },
+  "/actions/prepare-update": { POST: updateCommand("prepare") },
+  "/actions/activate-update": { POST: updateCommand("activate") },
+  "/actions/deactivate-update": { POST: updateCommand("deactivate") },
+  // Ours: Bottlerocket rolls back with signpost on the host; here it is an API action.
+  "/actions/rollback-update": { POST: updateCommand("rollback") },
 };

@@ -1,0 +1,406 @@
+// The update agent: the one owner of the inactive slot and of the update status. Bottlerocket's
+// thar-be-updates state machine (reference §1.4) over our TUF client and slots:
+//   refresh     Idle|Available → Available (an update is chosen) or Idle; Staged|Ready: list only
+//   prepare     Available|Staged → Staged (images written and verified, migrations cached)
+//   activate    Staged → Ready (entry on trial, highest generation)
+//   deactivate  Ready → Staged
+//   rollback    (ours) the other slot's usable entry becomes the default
+// Commands run in the background, one at a time (423 while one runs, 409 when the state forbids
+// it); the outcome lands in most_recent_command. The state is re-derived from the disk (ESP
+// entries + state.json) before every command, so a crash or a reboot never leaves it stale.
+import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import type { JsonObject } from "../settings/keys.js";
+import { writeFileAtomic } from "../fsutil/atomic.js";
+import { faultPoint } from "../fsutil/faults.js";
+import { osArch } from "../host/os-release.js";
+import { hopKey, MAX_SEED, updatePaths, type Manifest, type Update } from "./manifest.js";
+import { applicableUpdates, chooseUpdate } from "./choose.js";
+import { Slots, SlotConflict, usable, verifyFile } from "./slots.js";
+import { TufClient } from "./tuf.js";
+import { httpGet } from "./http.js";
+import { readHealthFailure, readState, writeState, type AgentState } from "./state.js";
+import { compareVersions } from "./version.js";
+
+export type UpdateState = "Idle" | "Available" | "Staged" | "Ready";
+export type CommandType = "refresh" | "prepare" | "activate" | "deactivate" | "rollback";
+export const COMMANDS: readonly CommandType[] = ["refresh", "prepare", "activate", "deactivate", "rollback"];
+
+export interface Image {
+  arch: string;
+  version: string;
+  variant: string;
+}
+
+export interface CommandRecord {
+  cmd_type: CommandType;
+  cmd_status: "Success" | "Failed" | "Unknown";
+  timestamp: string;
+  exit_status: number;
+  stderr: string;
+}
+
+export interface Progress {
+  target: string;
+  bytes: number;
+  total: number;
+  mb_per_s: number;
+}
+
+export interface UpdateStatus {
+  update_state: UpdateState;
+  available_updates: string[];
+  chosen_update: Image | null;
+  active_partition: { image: Image; next_to_boot: boolean };
+  staging_partition: { image: Image; next_to_boot: boolean } | null;
+  most_recent_command: CommandRecord | null;
+  failed_updates: { version: string; reason: string; at: string }[];
+  progress: Progress | null;
+}
+
+/** A refusal with Bottlerocket's HTTP meaning: 404 (nothing to act on), 409 (state), 423 (busy). */
+export class AgentError extends Error {
+  constructor(
+    readonly status: 404 | 409 | 423,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface AgentOptions {
+  root: string;
+  variant: string;
+  /** The running OS version. */
+  version: string;
+  arch?: string;
+  /** Live settings (the tree under `settings`), read at every command. */
+  settings: () => JsonObject;
+  log: (msg: string) => void;
+  now?: () => Date;
+}
+
+const ALLOWED: Record<CommandType, UpdateState[]> = {
+  refresh: ["Idle", "Available", "Staged", "Ready"],
+  prepare: ["Available", "Staged"],
+  activate: ["Staged"],
+  deactivate: ["Ready"],
+  rollback: ["Idle", "Available"],
+};
+
+const imageOf = (u: Pick<Update, "arch" | "version" | "variant">): Image => ({ arch: u.arch, version: u.version, variant: u.variant });
+
+/** The migrations between two versions, either direction (Bottlerocket's find_migrations walk, upward). */
+export function migrationHops(m: Manifest, a: string, b: string): string[] {
+  const [from, to] = compareVersions(a, b) <= 0 ? [a, b] : [b, a];
+  const hops = Object.entries(m.migrations).flatMap(([k, v]) => {
+    const p = /^\(\s*([^,\s]+)\s*,\s*([^)\s]+)\s*\)$/.exec(k);
+    return p ? [{ from: p[1]!, to: p[2]!, names: v }] : [];
+  });
+  const out: string[] = [];
+  let at = from;
+  while (compareVersions(at, to) < 0) {
+    const next = hops.filter((h) => compareVersions(h.from, at) === 0 && compareVersions(h.to, to) <= 0 && compareVersions(h.to, at) > 0).sort((x, y) => compareVersions(y.to, x.to))[0];
+    if (!next) throw new Error(`the manifest has no migration hop from ${at} towards ${to} (a key like "${hopKey(at, to)}")`);
+    out.push(...next.names);
+    at = next.to;
+  }
+  return out;
+}
+
+export class UpdateAgent {
+  readonly slots: Slots;
+  private readonly arch: string;
+  private initialized = false;
+  private state: UpdateState = "Idle";
+  private available: string[] = [];
+  private chosen: Update | undefined;
+  private recent: CommandRecord | null = null;
+  private progress: Progress | null = null;
+  private running: CommandType | undefined;
+  /** Settles when the running command does (tests, shutdown). */
+  idle: Promise<void> = Promise.resolve();
+
+  constructor(private readonly o: AgentOptions) {
+    this.slots = new Slots(o.root);
+    this.arch = o.arch ?? osArch();
+  }
+
+  private now(): Date {
+    return this.o.now?.() ?? new Date();
+  }
+
+  private persisted(): AgentState {
+    return readState(this.o.root);
+  }
+
+  /** GET /updates/status. */
+  status(): UpdateStatus {
+    if (!this.initialized) throw new AgentError(404, "UninitializedUpdateStatus: no update command has run yet; refresh first (apiclient update check)");
+    return this.snapshot();
+  }
+
+  private snapshot(): UpdateStatus {
+    const st = this.persisted();
+    const slots = this.slots.status();
+    const active = slots.find((s) => s.active)!;
+    const inactive = slots.find((s) => !s.active)!;
+    const staged = st.staged && st.staged.slot === inactive.slot ? st.staged.update : undefined;
+    const inactiveImage = staged ? imageOf(staged) : inactive.entry?.version ? { arch: this.arch, variant: this.o.variant, version: inactive.entry.version } : undefined;
+    return {
+      update_state: this.state,
+      available_updates: this.available,
+      chosen_update: this.chosen ? imageOf(this.chosen) : null,
+      active_partition: { image: { arch: this.arch, version: this.o.version, variant: this.o.variant }, next_to_boot: active.nextToBoot },
+      staging_partition: inactiveImage ? { image: inactiveImage, next_to_boot: inactive.nextToBoot } : null,
+      most_recent_command: this.recent,
+      failed_updates: st.failed,
+      progress: this.progress,
+    };
+  }
+
+  /**
+   * Re-derive what the disk says: a trial that failed (recorded once, with the health gate's
+   * reason when it left one), a staged record that no longer describes the inactive slot, and
+   * the state when something is staged.
+   */
+  private sync(): void {
+    const st = this.persisted();
+    let dirty = false;
+    const failed = this.slots.failedTrial();
+    if (failed?.version && !st.failed.some((f) => f.version === failed.version)) {
+      const h = readHealthFailure(this.o.root);
+      const checks = h?.version === failed.version ? h.checks.filter((c) => !c.ok).map((c) => `${c.name}: ${c.detail}`) : [];
+      const reason = checks.length
+        ? `failed its health gate: ${checks.join("; ")}`
+        : `its boot on trial used up ${failed.triesDone ?? "its"} tries without passing the health gate; slot ${this.slots.active()} booted instead`;
+      st.failed.push({ version: failed.version, reason, at: this.now().toISOString() });
+      this.o.log(`update ${failed.version} ${reason}`);
+      if (st.staged?.update.version === failed.version) st.staged = undefined;
+      dirty = true;
+    }
+    const inactive = this.slots.inactive();
+    if (st.staged && (st.staged.slot !== inactive || st.staged.update.variant !== this.o.variant)) {
+      st.staged = undefined;
+      dirty = true;
+    }
+    if (dirty) writeState(this.o.root, st);
+    if (st.staged) {
+      const e = this.slots.entryOf(inactive);
+      this.state = e && usable(e) && e.version === st.staged.update.version && this.slots.nextToBoot()?.slot === inactive ? "Ready" : "Staged";
+    } else if (this.state === "Staged" || this.state === "Ready") {
+      this.state = this.chosen ? "Available" : "Idle";
+    }
+  }
+
+  /** Start a command in the background (the API answers 204 at once); throws AgentError if refused. */
+  command(cmd: CommandType): void {
+    if (this.running) throw new AgentError(423, `UpdateLockHeld: '${this.running}' is still running; wait for it (GET /updates/status)`);
+    this.sync();
+    this.initialized = true;
+    if (!ALLOWED[cmd].includes(this.state)) {
+      throw new AgentError(409, `DisallowCommand: '${cmd}' is not allowed in state ${this.state} (allowed in ${ALLOWED[cmd].join(", ")})`);
+    }
+    if (cmd === "prepare" && !this.chosen) throw new AgentError(404, "UpdateDoesNotExist: no update is chosen; refresh first");
+    if (cmd === "rollback") {
+      const e = this.slots.entryOf(this.slots.inactive());
+      if (!usable(e)) throw new AgentError(409, `nothing to roll back to: slot ${this.slots.inactive()} has ${e ? `only the used-up entry ${e.file}` : "no boot entry"}`);
+    }
+    this.running = cmd;
+    this.recent = { cmd_type: cmd, cmd_status: "Unknown", timestamp: this.now().toISOString(), exit_status: 0, stderr: "" };
+    const started = this.recent;
+    this.idle = this.run(cmd).then(
+      () => {
+        this.recent = { ...started, cmd_status: "Success", exit_status: 0 };
+        this.o.log(`update ${cmd}: done (${this.state})`);
+      },
+      (e: Error) => {
+        this.recent = { ...started, cmd_status: "Failed", exit_status: 1, stderr: e.message };
+        this.o.log(`update ${cmd} failed: ${e.message}`);
+      },
+    ).finally(() => {
+      this.running = undefined;
+      this.progress = null;
+    });
+  }
+
+  private async run(cmd: CommandType): Promise<void> {
+    switch (cmd) {
+      case "refresh":
+        return this.refresh();
+      case "prepare":
+        return this.prepare();
+      case "activate":
+        return this.activate();
+      case "deactivate":
+        this.slots.deactivateInactive();
+        faultPoint("deactivate:after-remove");
+        this.sync();
+        return;
+      case "rollback": {
+        const e = this.slots.rollbackToInactive();
+        this.o.log(`rollback: slot ${e.slot} (${e.version ?? "unknown version"}) boots next`);
+        this.sync();
+        return;
+      }
+    }
+  }
+
+  private client(): TufClient {
+    const s = this.o.settings();
+    const u = (s.updates ?? {}) as Record<string, unknown>;
+    const n = (s.network ?? {}) as Record<string, unknown>;
+    const meta = u["metadata-base-url"];
+    const targets = u["targets-base-url"];
+    if (typeof meta !== "string" || !meta) throw new Error("settings.updates.metadata-base-url is not set");
+    if (typeof targets !== "string" || !targets) throw new Error("settings.updates.targets-base-url is not set");
+    return new TufClient({
+      root: this.o.root,
+      metadataBaseUrl: meta,
+      targetsBaseUrl: targets,
+      http: { proxy: typeof n["https-proxy"] === "string" ? n["https-proxy"] : undefined, noProxy: Array.isArray(n["no-proxy"]) ? (n["no-proxy"] as string[]) : undefined },
+    });
+  }
+
+  private async fetchManifest(tuf: TufClient): Promise<{ manifest: Manifest; bytes: Buffer }> {
+    await tuf.refresh();
+    const tmp = join(this.o.root, updatePaths.metadata, "..", ".manifest.json.download");
+    try {
+      return await tuf.manifest(tmp);
+    } finally {
+      rmSync(tmp, { force: true });
+    }
+  }
+
+  private async refresh(): Promise<void> {
+    const { manifest } = await this.fetchManifest(this.client());
+    const u = (this.o.settings().updates ?? {}) as Record<string, unknown>;
+    const input = {
+      manifest,
+      variant: this.o.variant,
+      arch: this.arch,
+      running: this.o.version,
+      // Without a seed (the generator sets one at first boot) a host waits for the last wave.
+      seed: typeof u.seed === "number" ? u.seed : MAX_SEED - 1,
+      now: this.now(),
+      ignoreWaves: u["ignore-waves"] === true,
+      versionLock: typeof u["version-lock"] === "string" ? u["version-lock"] : "latest",
+      failed: new Set(this.persisted().failed.map((f) => f.version)),
+    };
+    this.available = applicableUpdates(input).map((x) => x.version);
+    this.chosen = chooseUpdate(input);
+    if (this.state === "Idle" || this.state === "Available") this.state = this.chosen ? "Available" : "Idle";
+  }
+
+  private async prepare(): Promise<void> {
+    const chosen = this.chosen!;
+    const tuf = this.client();
+    const { manifest, bytes } = await this.fetchManifest(tuf);
+    const update = manifest.updates.find((u) => u.version === chosen.version && u.variant === chosen.variant && u.arch === chosen.arch);
+    if (!update) throw new Error(`update ${chosen.version} is no longer in the signed manifest; refresh again`);
+    const hops = migrationHops(manifest, this.o.version, update.version);
+    const infos = {
+      root: await tuf.target(update.images.root),
+      hash: await tuf.target(update.images.hash),
+      kernel: await tuf.target(update.images.kernel),
+      initrd: await tuf.target(update.images.initrd),
+    };
+
+    // From here the inactive slot is being rewritten: first make sure it cannot boot.
+    const st = this.persisted();
+    if (st.staged) writeState(this.o.root, { ...st, staged: undefined });
+    this.state = this.state === "Ready" ? "Staged" : this.state;
+    this.slots.clearInactive();
+    faultPoint("prepare:after-clear");
+
+    for (const [part, info] of [["root", infos.root], ["verity", infos.hash]] as const) {
+      const t0 = Date.now();
+      let lastLog = 0;
+      const report = (bytes: number, total: number) => {
+        const secs = (Date.now() - t0) / 1000;
+        this.progress = { target: info.name, bytes, total, mb_per_s: secs > 0 ? Math.round((bytes / 1e6 / secs) * 10) / 10 : 0 };
+        if (bytes === total || Date.now() - lastLog > 2000) {
+          lastLog = Date.now();
+          this.o.log(`prepare: ${info.name} ${Math.floor((bytes / total) * 100)}% (${bytes}/${total} bytes, ${this.progress.mb_per_s} MB/s)`);
+        }
+      };
+      report(0, info.length);
+      await this.slots.writeInactivePartition(part, tuf.stream(info), info, report);
+    }
+    await this.slots.writeInactiveBootFile("kernel", tuf.stream(infos.kernel), infos.kernel);
+    await this.slots.writeInactiveBootFile("initrd", tuf.stream(infos.initrd), infos.initrd);
+    this.progress = null;
+    faultPoint("prepare:after-images");
+
+    try {
+      await this.cache(tuf, bytes, hops);
+    } catch (e) {
+      const err = e as NodeJS.ErrnoException;
+      const cache = join(this.o.root, updatePaths.cache);
+      if (err.code === "ENOSPC" || /ENOSPC/.test(err.message)) {
+        throw new Error(`no space left on the device of ${cache} (ENOSPC) while caching the update's metadata and migrations; the running slot and the settings are untouched; free space and prepare again`);
+      }
+      throw new Error(`caching the update's metadata and migrations in ${cache} failed: ${err.message}`);
+    }
+    faultPoint("prepare:after-cache");
+    writeState(this.o.root, { ...this.persisted(), staged: { update, slot: this.slots.inactive(), at: this.now().toISOString() } });
+    this.state = "Staged";
+  }
+
+  /** What the migrator needs after the reboot, verified now and usable offline. */
+  private async cache(tuf: TufClient, manifestBytes: Buffer, hops: string[]): Promise<void> {
+    const cache = join(this.o.root, updatePaths.cache);
+    const metaOut = join(cache, "metadata");
+    const targetsOut = join(cache, "targets");
+    mkdirSync(metaOut, { recursive: true });
+    mkdirSync(targetsOut, { recursive: true });
+    // The root chain: the migrator starts from the shipped root and needs every signed rotation.
+    const root = JSON.parse(readFileSync(join(tuf.metadataDir, "root.json"), "utf8")) as { signed: { version: number } };
+    const settings = (this.o.settings().updates ?? {}) as Record<string, string>;
+    for (let v = 2; v <= root.signed.version; v++) {
+      const res = await httpGet(`${settings["metadata-base-url"]!.replace(/\/+$/, "")}/${v}.root.json`);
+      const chunks: Buffer[] = [];
+      let n = 0;
+      for await (const c of res as AsyncIterable<Buffer>) {
+        n += c.length;
+        if (n > 512_000) throw new Error(`${v}.root.json is larger than 512000 bytes`);
+        chunks.push(c);
+      }
+      writeFileAtomic(join(metaOut, `${v}.root.json`), Buffer.concat(chunks), { durable: true });
+    }
+    for (const f of readdirSync(tuf.metadataDir).filter((x) => x.endsWith(".json"))) {
+      writeFileAtomic(join(metaOut, f), readFileSync(join(tuf.metadataDir, f)), { durable: true });
+    }
+    writeFileAtomic(join(targetsOut, "manifest.json"), manifestBytes, { durable: true });
+    for (const name of hops) {
+      const info = await tuf.target(name);
+      const path = join(targetsOut, name);
+      if (existsSync(path)) {
+        try {
+          await verifyFile(path, info, name);
+          continue;
+        } catch {
+          // stale or damaged: download again
+        }
+      }
+      const tmp = join(targetsOut, `.${name}.download`);
+      try {
+        await tuf.download(name, tmp);
+        renameSync(tmp, path);
+      } finally {
+        rmSync(tmp, { force: true });
+      }
+    }
+  }
+
+  private async activate(): Promise<void> {
+    const st = this.persisted();
+    if (!st.staged) throw new Error("NoStagedImage: nothing is staged");
+    faultPoint("activate:before");
+    const e = this.slots.activateInactive(st.staged.update, st.staged.update["boot-tries"]);
+    this.o.log(`activate: ${e.file} (generation ${e.generation}) boots next, on trial`);
+    this.sync();
+  }
+}
+
+export { SlotConflict };

@@ -1,0 +1,157 @@
+// The TUF client: tuf-js' Updater verifies the metadata chain (root rotation, thresholds, expiry,
+// rollback and freeze protection, snapshot consistency) and the small targets; the big images are
+// streamed straight from the targets server into their destination, capped at the signed length
+// and hashed on the fly, because tuf-js would first copy them whole into a temp file.
+import { copyFileSync, existsSync, mkdirSync, readFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { join } from "node:path";
+import { Updater, BaseFetcher } from "tuf-js";
+import type { TargetFile } from "@tufjs/models";
+import { httpGet, type HttpOptions } from "./http.js";
+import { updatePaths, type Manifest } from "./manifest.js";
+import type { Expected, Source } from "./slots.js";
+
+export interface TufOptions {
+  root: string;
+  metadataBaseUrl: string;
+  targetsBaseUrl: string;
+  http?: HttpOptions;
+}
+
+/** tuf-js' fetcher over our HTTP client (proxy support). */
+class ProxyFetcher extends BaseFetcher {
+  constructor(private readonly http: HttpOptions) {
+    super();
+  }
+  override async fetch(url: string): Promise<NodeJS.ReadableStream> {
+    return httpGet(url, this.http);
+  }
+}
+
+export interface TargetInfo extends Expected {
+  name: string;
+  /** Where the target is downloaded from (hash-prefixed under consistent snapshots). */
+  url: string;
+}
+
+export class TufClient {
+  private readonly updater: Updater;
+  readonly metadataDir: string;
+  private refreshed = false;
+
+  constructor(private readonly o: TufOptions) {
+    this.metadataDir = join(o.root, updatePaths.metadata);
+    mkdirSync(this.metadataDir, { recursive: true });
+    const local = join(this.metadataDir, "root.json");
+    if (!existsSync(local)) {
+      // Trust on first use of the shipped anchor; later roots come only through signed rotation.
+      const anchor = join(o.root, updatePaths.trustedRoot);
+      if (!existsSync(anchor)) throw new Error(`no trusted root: ${anchor} is missing`);
+      copyFileSync(anchor, local);
+    }
+    this.updater = new Updater({
+      metadataDir: this.metadataDir,
+      metadataBaseUrl: o.metadataBaseUrl,
+      targetBaseUrl: o.targetsBaseUrl,
+      fetcher: new ProxyFetcher(o.http ?? {}),
+      config: { userAgent: "caisson-update-agent" },
+    });
+  }
+
+  /** Verify the whole metadata chain (throws with tuf-js' reason). */
+  async refresh(): Promise<void> {
+    try {
+      await this.updater.refresh();
+    } catch (e) {
+      throw new Error(`update metadata from ${this.o.metadataBaseUrl} failed verification: ${(e as Error).message}`);
+    }
+    this.refreshed = true;
+  }
+
+  private async info(name: string): Promise<TargetFile> {
+    if (!this.refreshed) await this.refresh();
+    const t = await this.updater.getTargetInfo(name);
+    if (!t) throw new Error(`target ${name} is not in the signed targets metadata`);
+    return t;
+  }
+
+  async target(name: string): Promise<TargetInfo> {
+    const t = await this.info(name);
+    const sha256 = t.hashes.sha256;
+    if (!sha256) throw new Error(`target ${name} has no sha256 in the signed metadata`);
+    // Consistent snapshots name targets <hash>.<name>, as tuf-js' downloadTarget does (first hash).
+    const consistent = (JSON.parse(readFileSync(join(this.metadataDir, "root.json"), "utf8")) as { signed?: { consistent_snapshot?: boolean } }).signed?.consistent_snapshot;
+    const file = consistent ? `${Object.values(t.hashes)[0]}.${name}` : name;
+    return { name, length: t.length, sha256, url: `${this.o.targetsBaseUrl.replace(/\/+$/, "")}/${file.split("/").map(encodeURIComponent).join("/")}` };
+  }
+
+  /** A small target, fully verified by tuf-js, written to `path`. */
+  async download(name: string, path: string): Promise<void> {
+    await this.updater.downloadTarget(await this.info(name), path);
+  }
+
+  async manifest(tmpPath: string): Promise<{ manifest: Manifest; bytes: Buffer }> {
+    await this.download("manifest.json", tmpPath);
+    const bytes = readFileSync(tmpPath);
+    return { manifest: parseManifest(bytes.toString("utf8")), bytes };
+  }
+
+  /**
+   * The target as a Source: the HTTP body, cut off past the signed length, its sha256 checked at
+   * the end (a mismatch rejects after the last chunk, so the writer must verify before use).
+   */
+  stream(t: TargetInfo): Source {
+    return async (sink) => {
+      const res = await httpGet(t.url, this.o.http);
+      const hash = createHash("sha256");
+      let n = 0;
+      try {
+        for await (const chunk of res as AsyncIterable<Buffer>) {
+          n += chunk.length;
+          if (n > t.length) throw new Error(`target ${t.name}: the server sent more than the ${t.length} bytes the signed metadata allow`);
+          hash.update(chunk);
+          await sink(chunk);
+        }
+      } catch (e) {
+        if ((e as Error).message.startsWith(`target ${t.name}`)) throw e;
+        throw new Error(`target ${t.name}: download failed after ${n} of ${t.length} bytes: ${(e as Error).message}`);
+      } finally {
+        res.destroy();
+      }
+      if (n !== t.length) throw new Error(`target ${t.name}: download cut short at ${n} of ${t.length} bytes`);
+      const got = hash.digest("hex");
+      if (got !== t.sha256) throw new Error(`target ${t.name}: sha256 ${got} does not match the signed ${t.sha256}`);
+    };
+  }
+}
+
+export class ManifestError extends Error {}
+
+const isStr = (v: unknown): v is string => typeof v === "string";
+
+/** Parse and check the shape of manifest.json (signed, but still checked: a clear error beats a crash later). */
+export function parseManifest(text: string): Manifest {
+  let j: unknown;
+  try {
+    j = JSON.parse(text);
+  } catch (e) {
+    throw new ManifestError(`manifest.json is not JSON: ${(e as Error).message}`);
+  }
+  const m = j as Partial<Manifest>;
+  if (!m || typeof m !== "object" || !Array.isArray(m.updates)) throw new ManifestError("manifest.json: 'updates' must be an array");
+  m.updates.forEach((u, i) => {
+    const where = `manifest.json: updates[${i}]`;
+    for (const k of ["variant", "arch", "version", "max_version", "roothash"] as const) if (!isStr(u?.[k])) throw new ManifestError(`${where}.${k} must be a string`);
+    if (!u.images || !["root", "hash", "kernel", "initrd"].every((k) => isStr((u.images as unknown as Record<string, unknown>)[k]))) {
+      throw new ManifestError(`${where}.images must name root, hash, kernel and initrd`);
+    }
+    if (!u.waves || typeof u.waves !== "object" || !Object.values(u.waves).every(isStr)) throw new ManifestError(`${where}.waves must map seeds to times`);
+    if (!Array.isArray(u["kernel-parameters"]) || !u["kernel-parameters"].every(isStr)) throw new ManifestError(`${where}.kernel-parameters must be a list of strings`);
+    if (!Number.isInteger(u["boot-tries"]) || u["boot-tries"] < 1) throw new ManifestError(`${where}.boot-tries must be a positive integer`);
+  });
+  const mig = m.migrations ?? {};
+  if (typeof mig !== "object" || !Object.values(mig).every((v) => Array.isArray(v) && v.every(isStr))) {
+    throw new ManifestError("manifest.json: 'migrations' must map \"(FROM, TO)\" to lists of target names");
+  }
+  return { updates: m.updates, migrations: mig };
+}
