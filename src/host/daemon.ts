@@ -13,6 +13,8 @@ import type { UserDataSource } from "../userdata/userdata.js";
 import { imageDataDir, packageRoot } from "../fsutil/package-root.js";
 import type { Variant } from "../settings/schema.js";
 import { evaluateHealth, type BootInfo } from "./health.js";
+import { UpdateAgent } from "../update/agent.js";
+import { attachUpdateAgent } from "../update/registry.js";
 
 export interface DaemonOptions {
   root: string;
@@ -78,6 +80,8 @@ export async function runDaemon(o: DaemonOptions): Promise<void> {
       if (changed.some((k) => k.startsWith("settings.api."))) reconfigureNetwork(host);
     },
   });
+  // The update agent reads settings.updates.* live at each command; the routes find it by host.
+  attachUpdateAgent(host, new UpdateAgent({ root: o.root, variant: o.variant, version: o.version, settings: () => host.liveSettings(), log }));
   const server = createApiServer(host, log);
   await listenOnSocket(server, o.listen.path, o.listen.gid ?? groupId("api"));
   reconfigureNetwork(host);
@@ -112,11 +116,12 @@ export async function runDaemon(o: DaemonOptions): Promise<void> {
 }
 
 /** Workstation mode: `caisson host --root DIR --socket PATH`. */
-export function workstationDaemon(o: { root: string; socket: string; variant: Variant; userData: UserDataSource[]; socketGid?: number; serviceManager: "systemctl" | "record" }): Promise<void> {
+export function workstationDaemon(o: { root: string; socket: string; variant: Variant; userData: UserDataSource[]; socketGid?: number; serviceManager: "systemctl" | "record"; version?: string }): Promise<void> {
   return runDaemon({
     root: o.root,
     variant: o.variant,
-    version: packageVersion(),
+    // A workstation host can play any version (update tests go from one to the next).
+    version: o.version ?? packageVersion(),
     userDataSources: o.userData,
     listen: { path: o.socket, gid: o.socketGid },
     serviceManager: o.serviceManager,
