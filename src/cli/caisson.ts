@@ -28,7 +28,8 @@ program
   .option("--user-data <file>", "TOML user data applied at first boot (repeatable; later files win)", (v: string, acc: string[]) => [...acc, v], [] as string[])
   .option("--socket-gid <gid>", "group owning the socket (default: the `api` group if it exists)")
   .addOption(new Option("--service-manager <kind>", "systemctl on the image; record in workstation mode").choices(["systemctl", "record"]))
-  .action(async (o: { root: string; socket: string; variant: string; userData: string[]; socketGid?: string; serviceManager?: "systemctl" | "record" }) => {
+  .option("--os-version <X.Y.Z>", "the OS version this host reports and updates from (workstation mode)", packageVersion())
+  .action(async (o: { root: string; socket: string; variant: string; userData: string[]; socketGid?: string; serviceManager?: "systemctl" | "record"; osVersion: string }) => {
     if (!isVariant(o.variant)) throw new Error(`unknown variant ${o.variant}`);
     const root = resolve(o.root);
     await workstationDaemon({
@@ -39,6 +40,7 @@ program
       userData: [fileSource(join(root, "var/lib/caisson/user-data.toml")), ...o.userData.map((f) => fileSource(resolve(f)))],
       socketGid: o.socketGid === undefined ? undefined : Number(o.socketGid),
       serviceManager: o.serviceManager ?? (root === "/" ? "systemctl" : "record"),
+      version: o.osVersion,
     });
   });
 
