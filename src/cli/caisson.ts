@@ -11,6 +11,7 @@ import { buildImage } from "../image/build.js";
 import { launch, listInstances, readInstance, stop, instanceTarget } from "../launch/instances.js";
 import { runApiclient } from "../apiclient/index.js";
 import { packageRoot } from "../fsutil/package-root.js";
+import { repoCommand } from "../repo/cli.js";
 
 const program = new Command("caisson")
   .description("Caisson: build, run and manage Caisson hosts")
@@ -132,6 +133,9 @@ program
     if (what !== "settings") throw new CommanderError(2, "caisson.usage", `unknown document '${what}': try 'settings'`);
     process.stdout.write(settingsReference());
   });
+
+// The update repository tool (src/repo/cli.ts): caisson repo init|add|max-version|refresh|rotate-root|show|serve.
+program.addCommand(repoCommand().copyInheritedSettings(program));
 
 try {
   await program.parseAsync(process.argv);
