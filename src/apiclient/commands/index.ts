@@ -4,6 +4,7 @@ import { apply } from "./apply.js";
 import { get } from "./get.js";
 import { raw } from "./raw.js";
 import { set } from "./set.js";
+import { rebootCmd, update } from "./update.js";
 
-export const SUBCOMMANDS: readonly Subcommand[] = [raw, get, set, apply];
+export const SUBCOMMANDS: readonly Subcommand[] = [raw, get, set, apply, update, rebootCmd];
 
