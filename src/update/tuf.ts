@@ -6,8 +6,11 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync } from "node:fs";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { Updater, BaseFetcher } from "tuf-js";
+// Not re-exported by tuf-js' index, but the Updater recognises only this class: a 404 on
+// <N+1>.root.json means "no newer root" only when it arrives as a DownloadHTTPError.
+import { DownloadHTTPError } from "tuf-js/dist/error.js";
 import type { TargetFile } from "@tufjs/models";
-import { httpGet, type HttpOptions } from "./http.js";
+import { httpGet, HttpStatusError, type HttpOptions } from "./http.js";
 import { updatePaths, type Manifest } from "./manifest.js";
 import type { Expected, Source } from "./slots.js";
 
@@ -24,7 +27,12 @@ class ProxyFetcher extends BaseFetcher {
     super();
   }
   override async fetch(url: string): Promise<NodeJS.ReadableStream> {
-    return httpGet(url, this.http);
+    try {
+      return await httpGet(url, this.http);
+    } catch (e) {
+      if (e instanceof HttpStatusError) throw new DownloadHTTPError(e.message, e.status);
+      throw e;
+    }
   }
 }
 
