@@ -10,6 +10,7 @@ import { parseOsRelease } from "./os-release.js";
 import { readBootInfo } from "./health.js";
 import { imageUserDataSources } from "../userdata/sources.js";
 import { isVariant } from "../settings/schema.js";
+import { recordHealthFailure } from "../update/state.js";
 import type { Health, BootInfo } from "./health.js";
 
 const SOCKET = "/run/api.sock";
@@ -99,6 +100,12 @@ async function health(): Promise<number> {
         }
         if (s.boot?.counted) {
           console(`CAISSON-HEALTH FAIL slot=${s.boot.slot ?? "?"} entry=${s.boot.entry ?? "?"}: ${failed}; rebooting to use up this try`);
+          // The update agent of the slot that boots next reports this version as failed, with why.
+          try {
+            recordHealthFailure("/", parseOsRelease(readFileSync("/etc/os-release", "utf8")).VERSION_ID ?? "unknown", s.health.checks);
+          } catch (e) {
+            console(`CAISSON-HEALTH cannot record the failure for the update agent: ${(e as Error).message}`);
+          }
           return 1;
         }
         console(`CAISSON-HEALTH DEGRADED slot=${s.boot?.slot ?? "?"} (blessed; staying up): ${failed}`);
