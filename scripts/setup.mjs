@@ -1,9 +1,12 @@
 #!/usr/bin/env node
 // Set-up for the main job and the tests on a fresh Debian 12 machine: the Debian tools Caisson's
-// image build and QEMU runs need, installed with apt-get when missing (as root).
+// image build and QEMU runs need, installed with apt-get when missing (as root), and python-tuf
+// in a venv at .cache/python-tuf (the independent TUF client the repository tests check against).
+// Usage: node scripts/setup.mjs [--only debian|python-tuf]
 import { spawnSync } from "node:child_process";
-import { existsSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, rmSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 
 const TOOLS = {
   mmdebstrap: "mmdebstrap",
@@ -29,18 +32,57 @@ const missing = new Set([
   ...Object.entries(TOOLS).filter(([cmd]) => !have(cmd)).map(([, pkg]) => pkg),
   ...Object.entries(FILES).filter(([f]) => !existsSync(f)).map(([, pkg]) => pkg),
 ]);
-if (missing.size === 0) process.exit(0);
-const pkgs = [...missing];
-if (process.getuid?.() !== 0) {
-  console.error(`Caisson needs these Debian packages: ${pkgs.join(" ")}\nInstall them as root: apt-get install -y --no-install-recommends ${pkgs.join(" ")}`);
-  process.exit(1);
-}
-console.error(`setup: installing ${pkgs.join(" ")} with apt-get`);
-const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
-for (const args of [["update", "-q"], ["install", "-y", "-q", "--no-install-recommends", ...pkgs]]) {
-  const r = spawnSync("apt-get", args, { stdio: ["ignore", "inherit", "inherit"], env });
-  if (r.status !== 0) {
-    console.error(`setup: apt-get ${args[0]} failed (exit ${r.status}); fix the machine's apt sources and run again`);
-    process.exit(1);
+
+/** apt-get install, as root; false (with the reason on stderr) when it cannot be done. */
+function aptInstall(pkgs) {
+  if (process.getuid?.() !== 0) {
+    console.error(`Caisson needs these Debian packages: ${pkgs.join(" ")}\nInstall them as root: apt-get install -y --no-install-recommends ${pkgs.join(" ")}`);
+    return false;
   }
+  console.error(`setup: installing ${pkgs.join(" ")} with apt-get`);
+  const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
+  for (const args of [["update", "-q"], ["install", "-y", "-q", "--no-install-recommends", ...pkgs]]) {
+    const r = spawnSync("apt-get", args, { stdio: ["ignore", "inherit", "inherit"], env });
+    if (r.status !== 0) {
+      console.error(`setup: apt-get ${args[0]} failed (exit ${r.status}); fix the machine's apt sources and run again`);
+      return false;
+    }
+  }
+  return true;
 }
+
+// python-tuf, pinned: the reference TUF client (ngclient), for test/integration/repo-python-tuf.test.ts.
+// securesystemslib's ed25519 verification needs cryptography (its [crypto] extra).
+const PYTHON_TUF = ["tuf==7.0.1", "securesystemslib[crypto]==1.6.0", "cryptography==50.0.2"];
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+const pythonTufVenv = join(root, ".cache", "python-tuf");
+const venvPython = join(pythonTufVenv, "bin", "python");
+const pythonTufReady = () =>
+  existsSync(venvPython) &&
+  spawnSync(venvPython, ["-c", "import tuf.ngclient, cryptography, sys; sys.exit(0 if tuf.__version__ == '7.0.1' else 1)"], { stdio: "ignore" }).status === 0;
+
+function pythonTuf() {
+  if (pythonTufReady()) return true;
+  console.error(`setup: creating ${pythonTufVenv} with ${PYTHON_TUF.join(" ")}`);
+  const venv = () => spawnSync("python3", ["-m", "venv", "--clear", pythonTufVenv], { stdio: ["ignore", "inherit", "inherit"] }).status === 0;
+  // Debian splits venv/ensurepip into python3-venv.
+  if (!venv()) {
+    rmSync(pythonTufVenv, { recursive: true, force: true });
+    if (!aptInstall(["python3-venv"]) || !venv()) {
+      console.error("setup: python3 -m venv failed (is python3 with venv installed?)");
+      return false;
+    }
+  }
+  const pip = spawnSync(venvPython, ["-m", "pip", "install", "-q", "--disable-pip-version-check", ...PYTHON_TUF], { stdio: ["ignore", "inherit", "inherit"] });
+  if (pip.status !== 0 || !pythonTufReady()) {
+    console.error(`setup: pip install ${PYTHON_TUF.join(" ")} failed (PyPI unreachable?)`);
+    return false;
+  }
+  return true;
+}
+
+const only = process.argv.includes("--only") ? process.argv[process.argv.indexOf("--only") + 1] : undefined;
+let ok = true;
+if (only === undefined || only === "debian") ok = (missing.size === 0 || aptInstall([...missing])) && ok;
+if (only === undefined || only === "python-tuf") ok = pythonTuf() && ok;
+process.exit(ok ? 0 : 1);
