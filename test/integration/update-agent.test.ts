@@ -6,69 +6,15 @@ import assert from "node:assert/strict";
 import { existsSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { PassThrough } from "node:stream";
-import { call, startHost, tempDir, type TestHost } from "../helpers/host.js";
+import { call, tempDir } from "../helpers/host.js";
+import type { UpdateStatus } from "../../src/update/agent.js";
 import { addUpdate, setMaxVersion } from "../../src/repo/repository.js";
 import { fakeBuild } from "../helpers/fake-build.js";
-import { UpdateAgent, type UpdateStatus, type CommandType } from "../../src/update/agent.js";
-import { attachUpdateAgent } from "../../src/update/registry.js";
 import { routes } from "../../src/api/routes.js";
 import { entryFileName, entryText } from "../../src/boot/entries.js";
 import { recordHealthFailure } from "../../src/update/state.js";
 import { runApiclient } from "../../src/apiclient/cli.js";
-import type { JsonObject } from "../../src/settings/keys.js";
-import { makeHostRoot, makeRepo, slotAFingerprint, slotHolds, isZero, type RepoFixture } from "../helpers/update-fixture.js";
-
-export interface Env {
-  base: string;
-  root: string;
-  repo: RepoFixture;
-  t: TestHost;
-  agent: UpdateAgent;
-  close: () => Promise<void>;
-}
-
-export async function setSettings(t: TestHost, updates: JsonObject): Promise<void> {
-  const tx = `u${Math.random().toString(36).slice(2)}`;
-  const p = await call(t.socket, "PATCH", `/settings?tx=${tx}`, { updates });
-  assert.equal(p.status, 204, p.text);
-  const c = await call(t.socket, "POST", `/tx/commit_and_apply?tx=${tx}`);
-  assert.equal(c.status, 200, c.text);
-}
-
-export async function env(o: { versions?: string[]; running?: string; repo?: RepoFixture; base?: string } = {}): Promise<Env> {
-  const base = o.base ?? tempDir("caisson-update-");
-  const repo = o.repo ?? (await makeRepo(base, o.versions));
-  const root = join(base, "root");
-  makeHostRoot(root, repo.dir, o.running);
-  const t = await startHost({ root });
-  const agent = new UpdateAgent({ root, variant: "dev", version: o.running ?? "1.0.0", settings: () => t.host.liveSettings(), log: (m) => t.logs.push(m) });
-  attachUpdateAgent(t.host, agent);
-  await setSettings(t, { "metadata-base-url": repo.served.metadataUrl, "targets-base-url": repo.served.targetsUrl, seed: 100 });
-  return { base, root, repo, t, agent, close: async () => (await t.stop(), await repo.served.close()) };
-}
-
-const PATHS: Record<CommandType, string> = {
-  refresh: "/actions/refresh-updates",
-  prepare: "/actions/prepare-update",
-  activate: "/actions/activate-update",
-  deactivate: "/actions/deactivate-update",
-  rollback: "/actions/rollback-update",
-};
-
-/** POST the command (204 at once), wait for it, return the status. */
-export async function run(e: Env, cmd: CommandType): Promise<UpdateStatus> {
-  const r = await call(e.t.socket, "POST", PATHS[cmd]);
-  assert.equal(r.status, 204, `${cmd}: ${r.text}`);
-  await e.agent.idle;
-  const s = await call(e.t.socket, "GET", "/updates/status");
-  assert.equal(s.status, 200, s.text);
-  return s.json() as UpdateStatus;
-}
-
-export function succeeded(s: UpdateStatus, cmd: CommandType): void {
-  assert.equal(s.most_recent_command?.cmd_type, cmd);
-  assert.equal(s.most_recent_command?.cmd_status, "Success", s.most_recent_command?.stderr);
-}
+import { env, makeRepo, run, setSettings, slotAFingerprint, slotHolds, isZero, succeeded } from "../helpers/update-fixture.js";
 
 test("check, apply, cancel: the state machine, what is written and what is never touched", async () => {
   const e = await env();
