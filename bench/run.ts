@@ -12,9 +12,10 @@ import { parseArgs } from "node:util";
 import { packageRoot } from "../src/fsutil/package-root.js";
 import { apiBench } from "./api.js";
 import { imageBench } from "./image.js";
+import { updateBench } from "./update.js";
 import { formatTable, type BenchModule, type BenchOptions, type BenchRow } from "./lib.js";
 
-const MODULES: BenchModule[] = [apiBench, imageBench];
+const MODULES: BenchModule[] = [apiBench, imageBench, updateBench];
 
 interface ModuleReport {
   bench: string;
