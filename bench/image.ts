@@ -9,6 +9,36 @@ import { packageRoot } from "../src/fsutil/package-root.js";
 import { readBuildRecord, stageSlot } from "../src/boot/offline.js";
 import { alive, probeKvm, startVm, qmpCommand, freePort } from "../src/launch/qemu.js";
 import { row, type BenchModule, type BenchRow } from "./lib.js";
+import { launch, stop, instanceClient } from "../src/launch/instances.js";
+import type { MemoryReport } from "../src/host/memory.js";
+import { writeFileSync } from "node:fs";
+
+/**
+ * PSS of our resident agents against a bare node:http server on the same runtime in the same
+ * guest (started by a fw_cfg file the benchmark hands over), after the host settles.
+ */
+async function guestMemory(disk: string, dir: string, accel: "kvm" | "tcg", log: (s: string) => void): Promise<MemoryReport[]> {
+  process.env.CAISSON_STATE ??= join(dir, "state");
+  const flag = join(dir, "bench-baseline");
+  writeFileSync(flag, "1\n");
+  const name = `bench-mem-${process.pid}`;
+  await launch({ image: disk, name, memoryMiB: 1024, accel, timeoutMs: 480_000, fwCfg: { "opt/caisson/bench-baseline": flag }, log });
+  try {
+    const c = instanceClient(name);
+    const samples: MemoryReport[] = [];
+    // Let the health gate finish and the daemon go idle, then sample a few times.
+    await new Promise((r) => setTimeout(r, 30_000));
+    for (let i = 0; i < 3; i++) {
+      await c.request("GET", "/settings"); // the daemon has served requests, as in use
+      const r = await c.request("GET", "/diagnostics/memory");
+      samples.push(JSON.parse(r.body) as MemoryReport);
+      await new Promise((res) => setTimeout(res, 5_000));
+    }
+    return samples;
+  } finally {
+    await stop(name, 0).catch(() => undefined);
+  }
+}
 
 const ROOT = packageRoot();
 
@@ -72,7 +102,14 @@ export const imageBench: BenchModule = {
     const mean = (a: number[]) => a.reduce((x, y) => x + y, 0) / a.length;
     rows.push(row(`boot to API ready (${accel}) vs bare to multi-user`, "s", mean(ours), mean(bareT), 1.2));
     notes.push(`boots: ${runs} of each, alternating, UEFI + systemd-boot, 1 GiB, 2 vCPUs, ${accel}`);
-    notes.push("not measured yet: PSS of our agents in the guest against a bare node:http server there (needs a way to run one in the guest)");
+    const mem = await guestMemory(join(out, "disk.img"), out, accel, o.log);
+    const last = mem[mem.length - 1]!;
+    if (!last.baseline) throw new Error("the bench baseline server did not run in the guest (caisson-bench-baseline.service)");
+    const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)]!;
+    rows.push(
+      row("PSS of resident agents vs bare node:http (guest)", "MiB", median(mem.map((m) => m.agentsPssKiB)) / 1024, median(mem.map((m) => m.baseline?.pssKiB ?? Number.NaN)) / 1024, 1.3),
+    );
+    notes.push(`memory: ${last.agents.length} resident agent process(es) (${last.agents.map((a) => a.program).join(", ")}): ${(last.agentsPssKiB / 1024).toFixed(0)} MiB PSS / ${(last.agents.reduce((s, a) => s + a.rssKiB, 0) / 1024).toFixed(0)} MiB RSS vs baseline ${(last.baseline.rssKiB / 1024).toFixed(0)} MiB RSS`);
     return { rows, meta: { accel, roothash: build.roothash }, notes };
   },
 };

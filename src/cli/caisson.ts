@@ -87,11 +87,14 @@ program
   .option("--name <name>", "instance name", "caisson")
   .option("--user-data <file>", "TOML user data, handed over through QEMU fw_cfg")
   .option("--memory <MiB>", "guest memory", "1024")
+  .option("--disk-size <GiB>", "guest disk size (the data partition grows to fill it at first boot)", "8")
   .addOption(new Option("--accel <accel>", "accelerator: auto probes KVM with a time limit").choices(["auto", "kvm", "tcg"]).default("auto"))
   .option("--timeout <seconds>", "how long to wait for the API", "420")
-  .action(async (image: string, o: { name: string; userData?: string; memory: string; accel: "auto" | "kvm" | "tcg"; timeout: string }) => {
+  .action(async (image: string, o: { name: string; userData?: string; memory: string; diskSize: string; accel: "auto" | "kvm" | "tcg"; timeout: string }) => {
     if (!/^[a-z0-9][a-z0-9-]{0,30}$/.test(o.name)) throw new CommanderError(2, "caisson.usage", "--name: lower-case letters, digits and '-'");
-    const i = await launch({ image, name: o.name, userData: o.userData, memoryMiB: Number(o.memory), accel: o.accel, timeoutMs: Number(o.timeout) * 1000 });
+    const diskGiB = Number(o.diskSize);
+    if (!Number.isInteger(diskGiB) || diskGiB < 3 || diskGiB > 16384) throw new CommanderError(2, "caisson.usage", "--disk-size: whole GiB, at least 3 (the image is 2.7 GiB)");
+    const i = await launch({ image, name: o.name, userData: o.userData, memoryMiB: Number(o.memory), diskGiB, accel: o.accel, timeoutMs: Number(o.timeout) * 1000 });
     process.stdout.write(`${i.name} is up: caisson apiclient --name ${i.name} get settings.motd\n`);
   });
 

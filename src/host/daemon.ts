@@ -26,6 +26,8 @@ export interface DaemonOptions {
   serviceManager: "systemctl" | "record";
   /** On the image: what booted, so the daemon can judge and report health. */
   boot?: BootInfo;
+  /** On the image: what growing the data partition at start did. */
+  dataPartition?: unknown;
   /** Where the one-line status goes (the console on the image). */
   announce?: (line: string) => void;
 }
@@ -96,6 +98,7 @@ export async function runDaemon(o: DaemonOptions): Promise<void> {
   if (o.boot) {
     const boot = o.boot;
     host.reportBoot("boot", boot);
+    if (o.dataPartition !== undefined) host.reportBoot("data-partition", o.dataPartition);
     host.reportBoot("health", { state: "checking", checks: [], degraded: false });
     void evaluateHealth({ settingsApplied: status["settings-applied"], applyError: status["apply-error"], migration: status.migration, boot }).then((health) => {
       host.reportBoot("health", health);

@@ -74,6 +74,8 @@ export interface BootStatus {
   /** Reported by the daemon on the image: which slot booted and the health gate's verdict. */
   boot?: unknown;
   health?: unknown;
+  /** Reported by the daemon on the image: the data partition's growth at this boot. */
+  "data-partition"?: unknown;
 }
 
 
@@ -260,7 +262,7 @@ export class Host {
   }
 
   /** Add what only the daemon knows (boot, health) to the boot status. */
-  reportBoot(part: "boot" | "health", value: unknown): void {
+  reportBoot(part: "boot" | "health" | "data-partition", value: unknown): void {
     this.status[part] = value;
   }
 

@@ -11,6 +11,7 @@ import { readBootInfo } from "./health.js";
 import { imageUserDataSources } from "../userdata/sources.js";
 import { isVariant } from "../settings/schema.js";
 import { recordHealthFailure } from "../update/state.js";
+import { checkDataPartition } from "./grow-data.js";
 import type { Health, BootInfo } from "./health.js";
 
 const SOCKET = "/run/api.sock";
@@ -62,6 +63,12 @@ async function daemon(): Promise<void> {
   } catch (e) {
     process.stderr.write(`caisson-host: cannot keep the machine ID on the data partition: ${(e as Error).message}\n`);
   }
+  const log = (s: string) => process.stderr.write(`caisson-host: ${s}\n`);
+  // Before the host starts: its datastore, logs and containers live on the data partition.
+  const dataPartition = await checkDataPartition(log).catch((e: Error) => {
+    log(`the data partition could not be grown: ${e.message}`);
+    return { error: e.message };
+  });
   const os = parseOsRelease(readFileSync("/etc/os-release", "utf8"));
   const variant = os.VARIANT_ID ?? "dev";
   if (!isVariant(variant)) throw new Error(`/etc/os-release names unknown variant ${variant}`);
@@ -73,6 +80,7 @@ async function daemon(): Promise<void> {
     listen: { path: SOCKET },
     serviceManager: "systemctl",
     boot: readBootInfo(),
+    dataPartition,
     announce: console,
   });
 }

@@ -24,6 +24,8 @@ export async function bundleAgents(libDir: string, binDir: string): Promise<void
     outfile: join(libDir, "caisson-host.mjs"),
     banner: { js: BANNER },
   });
+  // The in-guest memory benchmark's baseline: a bare node:http server, bundled alone.
+  await build({ ...common, entryPoints: [join(root, "src/host/bench-baseline.ts")], outfile: join(libDir, "bench-baseline.mjs") });
   // apiclient runs from its shebang on the image's runtime: no shell, no wrapper.
   await build({
     ...common,

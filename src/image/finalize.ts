@@ -100,6 +100,7 @@ export async function finalize(i: FinalizeInput): Promise<void> {
   enable(t, "caisson-etc.service", "local-fs-pre.target");
   enable(t, "caisson-host.service", "multi-user.target");
   enable(t, "caisson-hostname.service", "multi-user.target");
+  enable(t, "caisson-bench-baseline.service", "multi-user.target");
   enable(t, "caisson-health.service", "boot-complete.target", "requires");
   enable(t, "caisson-health.service", "multi-user.target");
   enable(t, "systemd-networkd.service", "multi-user.target");

@@ -68,6 +68,10 @@ export interface LaunchOptions {
   memoryMiB: number;
   accel: "auto" | Accel;
   timeoutMs: number;
+  /** More QEMU fw_cfg files (name → host file). */
+  fwCfg?: Record<string, string>;
+  /** Guest disk size; at least the image's (default: the image's own size). */
+  diskGiB?: number;
   /** Start from a fresh overlay (a first boot), dropping an old instance of that name. */
   fresh?: boolean;
   /**
@@ -114,6 +118,8 @@ export async function launch(o: LaunchOptions): Promise<Instance> {
     direct,
     dir,
     image,
+    diskGiB: o.diskGiB,
+    fwCfg: o.fwCfg,
     memoryMiB: o.memoryMiB,
     accel,
     apiPort,

@@ -69,6 +69,10 @@ export interface VmSpec {
   guestApiPort: number;
   launchUserData?: string;
   userData?: string;
+  /** Size of the guest's disk (the overlay); larger than the image's: the data partition grows into it. */
+  diskGiB?: number;
+  /** More QEMU fw_cfg files (name → host file), e.g. opt/caisson/bench-baseline for the benchmark. */
+  fwCfg?: Record<string, string>;
   /** Direct kernel boot (no bootloader, so no boot counting): kernel, initrd, command line. */
   direct?: { kernel: string; initrd: string; append: string };
 }
@@ -84,7 +88,7 @@ export async function startVm(s: VmSpec): Promise<Vm> {
   mkdirSync(s.dir, { recursive: true });
   const disk = join(s.dir, "disk.qcow2");
   const vars = join(s.dir, "OVMF_VARS.fd");
-  if (!existsSync(disk)) await run("qemu-img", ["create", "-q", "-f", "qcow2", "-b", s.image, "-F", "raw", disk]);
+  if (!existsSync(disk)) await run("qemu-img", ["create", "-q", "-f", "qcow2", "-b", s.image, "-F", "raw", disk, ...(s.diskGiB ? [`${s.diskGiB}G`] : [])]);
   if (!existsSync(vars)) writeFileSync(vars, readFileSync(OVMF_VARS));
   const consoleLog = join(s.dir, "console.log");
   const qmp = join(s.dir, "qmp.sock");
@@ -106,6 +110,7 @@ export async function startVm(s: VmSpec): Promise<Vm> {
     ...(s.direct ? ["-kernel", s.direct.kernel, "-initrd", s.direct.initrd, "-append", s.direct.append] : []),
     ...(s.launchUserData ? ["-fw_cfg", `name=${FW_CFG_LAUNCH_NAME},file=${s.launchUserData}`] : []),
     ...(s.userData ? ["-fw_cfg", `name=${FW_CFG_NAME},file=${s.userData}`] : []),
+    ...Object.entries(s.fwCfg ?? {}).flatMap(([name, file]) => ["-fw_cfg", `name=${name},file=${file}`]),
   ];
   const errLog = join(s.dir, "qemu.log");
   const err = openSync(errLog, "w");

@@ -43,6 +43,7 @@ interface BootStatus {
   "started-at": string;
   boot: { slot: string; entry?: string; counted: boolean; machineId?: string; entries?: string[]; selinux?: string; cmdline: string };
   health: { state: string; degraded: boolean; checks: { name: string; ok: boolean }[] };
+  "data-partition"?: { diskMiB: number; partitionMiB: number; filesystemMiB: number; grown: string[]; error?: string };
 }
 
 /** Boot status once the health verdict is in. */
@@ -91,7 +92,8 @@ test("reproducible: the same cached package tree assembled again gives the same 
 test("first boot: user data applied over fw_cfg, API over mTLS only, files rendered, only affected units restarted, SELinux enforcing with no denial", async () => {
   const userData = join(STATE, "user-data.toml");
   writeFileSync(userData, USER_DATA);
-  const inst = await up("e2e-main", join(OUT, "disk.img"), { userData });
+  // A 4 GiB disk for a 2.7 GiB image: the data partition grows into the rest at first boot.
+  const inst = await up("e2e-main", join(OUT, "disk.img"), { userData, diskGiB: 4 });
   const c = instanceClient("e2e-main");
 
   const motd = (await json(c, "GET", "/settings?keys=settings.motd")) as { motd: string };
@@ -112,6 +114,15 @@ test("first boot: user data applied over fw_cfg, API over mTLS only, files rende
   assert.deepEqual(s.boot.entries, ["caisson-a.conf"]);
   assert.equal(s.boot.selinux, "enforcing");
   assert.match(s.boot.machineId ?? "", /^[0-9a-f]{32}$/);
+  const data = s["data-partition"];
+  assert.ok(data && !data.error, `data partition: ${JSON.stringify(data)}`);
+  // 4096 MiB disk - 1 MiB GPT - ESP - two slots: what is left is the data partition's, filesystem included.
+  const l = readBuildRecord(OUT).layout;
+  const expected = 4096 - 1 - l.espMiB - 2 * (l.rootMiB + l.verityMiB);
+  assert.equal(data.diskMiB, 4096);
+  assert.ok(data.partitionMiB >= expected - 2, `data partition ${data.partitionMiB} MiB, expected ~${expected}`);
+  assert.ok(data.filesystemMiB > 0.9 * data.partitionMiB, `filesystem ${data.filesystemMiB} MiB on a ${data.partitionMiB} MiB partition`);
+  assert.deepEqual(data.grown, ["filesystem"], "systemd-repart grew the partition, the daemon its filesystem");
 
   // The rendered /etc/motd holds the user data's value: the dry-run diff is against the file on the host.
   const dry = spawnSync(process.execPath, [join(ROOT, "dist/src/cli/caisson.js"), "apiclient", "--name", "e2e-main", "set", "--dry-run", "motd=next"], { encoding: "utf8", env: process.env });
@@ -171,6 +182,8 @@ test("reboot keeps settings and the machine ID; user data is not applied again",
   log(`e2e-main: back after reboot in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
   assert.equal(after1.boot.machineId, before1.boot.machineId);
   assert.equal(after1["user-data"].at, before1["user-data"].at, "user data is read at first boot only");
+  // Grown once: the next boot finds the partition already filling the disk.
+  assert.deepEqual(after1["data-partition"], { ...before1["data-partition"], grown: [] });
   assert.deepEqual(await json(c, "GET", "/settings?keys=settings.motd"), { motd: "changed live" });
   await stop("e2e-main", 0);
 });
