@@ -60,6 +60,7 @@ program
   .option("--bug-report-url <url>", "BUG_REPORT_URL in os-release")
   .option("--build-id <id>", "BUILD_ID in os-release (default: derived from the inputs)")
   .option("--slot-only", "write only the slot artifacts (root, verity, kernel, initrd), not a disk")
+  .option("--update-root <file>", "the update repository's TUF root.json the image trusts (caisson repo init DIR: DIR/repository/metadata/1.root.json)")
   .addOption(new Option("--selinux <mode>", "SELinux mode (permissive: only to collect denials while writing policy)").choices(["enforcing", "permissive"]).default("enforcing"))
   .action(async (o: Record<string, string | undefined>) => {
     if (!isVariant(o.variant!)) throw new Error(`unknown variant ${o.variant}`);
@@ -76,6 +77,7 @@ program
       branding: { name: o.osName!, id: o.osId!, homeUrl: o.homeUrl, supportUrl: o.supportUrl, bugReportUrl: o.bugReportUrl },
       buildId: o.buildId,
       slotOnly: Boolean(o.slotOnly),
+      updateRoot: o.updateRoot ? resolve(o.updateRoot) : undefined,
       selinux: o.selinux as "enforcing" | "permissive",
     });
   });

@@ -33,10 +33,21 @@ export function readBootInfo(proc = "/proc", efivars = "/sys/firmware/efi/efivar
   const entry = efiString("LoaderEntrySelected", efivars);
   const machineId = existsSync("/etc/machine-id") ? readFileSync("/etc/machine-id", "utf8").trim() || undefined : undefined;
   const entriesDir = "/efi/loader/entries";
-  const entries = existsSync(entriesDir) ? readdirSync(entriesDir).filter((f) => f.endsWith(".conf")).sort() : undefined;
   const enforce = "/sys/fs/selinux/enforce";
   const selinux = existsSync(enforce) ? (readFileSync(enforce, "utf8").trim() === "1" ? "enforcing" : "permissive") : "disabled";
-  return { slot, entry, counted: efiString("LoaderBootCountPath", efivars) !== undefined, cmdline, machineId, entries, selinux };
+  return {
+    slot,
+    entry,
+    counted: efiString("LoaderBootCountPath", efivars) !== undefined,
+    cmdline,
+    machineId,
+    // Read when asked (a getter, so /boot-status serialises it fresh): systemd-bless-boot, the
+    // bootloader's counting and the update agent rename and add entries while the host runs.
+    get entries() {
+      return existsSync(entriesDir) ? readdirSync(entriesDir).filter((f) => f.endsWith(".conf")).sort() : undefined;
+    },
+    selinux,
+  };
 }
 
 export interface HealthCheck {

@@ -21,6 +21,8 @@ export interface BuildOptions {
   layout?: DiskLayout;
   /** Skip the disk: only the slot artifacts (what an update carries). */
   slotOnly?: boolean;
+  /** TUF root.json the update agent trusts (`caisson repo init` made it). */
+  updateRoot?: string;
   /** SELinux mode the image boots in (permissive only to collect denials while developing policy). */
   selinux?: "enforcing" | "permissive";
 }
@@ -78,6 +80,7 @@ export async function buildImage(o: BuildOptions): Promise<BuildRecord> {
     buildId,
     branding: o.branding,
     bootTries: o.bootTries,
+    updateRoot: o.updateRoot,
     onLine: (l) => progress.detail(l),
   });
   progress.done();

@@ -1,13 +1,14 @@
 // Stage "finalize": from the cached package tree to the tree that is sealed into a slot: build-only
 // packages and the package manager purged, modules trimmed, our agents, units and data added,
 // os-release written, units enabled, machine identity pointed at the data partition.
-import { cpSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync, symlinkSync, writeFileSync, appendFileSync, copyFileSync, chmodSync, unlinkSync } from "node:fs";
+import { cpSync, existsSync, readFileSync, mkdirSync, readdirSync, renameSync, rmSync, symlinkSync, writeFileSync, appendFileSync, copyFileSync, chmodSync, unlinkSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { createRequire } from "node:module";
 import { run } from "./run.js";
 import { bundleAgents } from "./bundle.js";
 import { readPackageList } from "./rootfs.js";
 import { packageRoot } from "../fsutil/package-root.js";
+import { updatePaths } from "../update/manifest.js";
 
 export interface Branding {
   name: string;
@@ -30,6 +31,8 @@ export interface FinalizeInput {
   branding: Branding;
   /** Boot tries given to a slot on trial. */
   bootTries: number;
+  /** The update repository's trusted root.json (TUF trust anchor); without it the image takes no updates. */
+  updateRoot?: string;
   onLine?: (l: string) => void;
 }
 
@@ -129,6 +132,13 @@ export async function finalize(i: FinalizeInput): Promise<void> {
   writeFileSync(join(t, "etc/selinux/config"), "SELINUX=enforcing\nSELINUXTYPE=default\n");
   // The tries a slot on trial gets: for the update agent when it activates a slot.
   writeFileSync(join(t, "usr/share/caisson/boot.json"), JSON.stringify({ "boot-tries": i.bootTries }) + "\n");
+  if (i.updateRoot) {
+    // The update agent's trust anchor (Bottlerocket ships /usr/share/updog/root.json): read-only, in the verified root.
+    const root = JSON.parse(readFileSync(i.updateRoot, "utf8")) as { signed?: { _type?: string } };
+    if (root.signed?._type !== "root") throw new Error(`--update-root ${i.updateRoot} is not TUF root metadata (caisson repo init writes it: DIR/repository/metadata/1.root.json)`);
+    mkdirSync(join(t, dirname(updatePaths.trustedRoot)), { recursive: true });
+    copyFileSync(i.updateRoot, join(t, updatePaths.trustedRoot));
+  }
 }
 
 async function installAgents(i: FinalizeInput): Promise<void> {

@@ -54,7 +54,7 @@ export class TufClient {
     if (!existsSync(local)) {
       // Trust on first use of the shipped anchor; later roots come only through signed rotation.
       const anchor = join(o.root, updatePaths.trustedRoot);
-      if (!existsSync(anchor)) throw new Error(`no trusted root: ${anchor} is missing`);
+      if (!existsSync(anchor)) throw new Error(`no trusted root: ${anchor} is missing (this image was built without --update-root, so it takes no updates)`);
       copyFileSync(anchor, local);
     }
     this.updater = new Updater({

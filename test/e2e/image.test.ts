@@ -12,14 +12,12 @@ import { packageRoot } from "../../src/fsutil/package-root.js";
 import { launch, stop, instanceClient, readInstance, type Instance } from "../../src/launch/instances.js";
 import { makeInstanceTls } from "../../src/launch/tls.js";
 import { corruptSlot, listEntries, readBuildRecord, stageSlot } from "../../src/boot/offline.js";
-import type { ApiClient } from "../../src/apiclient/client.js";
+import { BOOT_TIMEOUT, consoleOf, json, log, nextBoot, onSlot, settled, type BootStatus } from "../helpers/e2e.js";
 
 const ROOT = packageRoot();
 const OUT = process.env.CAISSON_E2E_IMAGE_DIR ?? join(ROOT, ".cache/e2e/image");
 const STATE = mkdtempSync(join(tmpdir(), "caisson-e2e-"));
 process.env.CAISSON_STATE = STATE;
-const BOOT_TIMEOUT = 480_000;
-const log = (l: string) => process.stderr.write(`# ${l}\n`);
 const started: string[] = [];
 
 const USER_DATA = `
@@ -30,35 +28,6 @@ motd = "e2e motd from user data"
 [settings.ntp]
 time-servers = ["ntp.example.org"]
 `;
-
-async function json(c: ApiClient, method: string, uri: string, body?: string): Promise<unknown> {
-  const r = await c.request(method, uri, body);
-  assert.ok(r.status < 300, `${method} ${uri} → ${r.status} ${r.body}`);
-  return r.body ? (JSON.parse(r.body) as unknown) : undefined;
-}
-
-interface BootStatus {
-  "user-data": { state: string; sources: string[]; at: string };
-  "settings-applied": boolean;
-  "started-at": string;
-  boot: { slot: string; entry?: string; counted: boolean; machineId?: string; entries?: string[]; selinux?: string; cmdline: string };
-  health: { state: string; degraded: boolean; checks: { name: string; ok: boolean }[] };
-  "data-partition"?: { diskMiB: number; partitionMiB: number; filesystemMiB: number; grown: string[]; error?: string };
-}
-
-/** Boot status once the health verdict is in. */
-async function settled(c: ApiClient): Promise<BootStatus> {
-  for (let i = 0; i < 120; i++) {
-    const s = (await json(c, "GET", "/boot-status")) as BootStatus;
-    if (s.health && s.health.state !== "checking") return s;
-    await new Promise((r) => setTimeout(r, 1000));
-  }
-  throw new Error("health verdict never came");
-}
-
-function consoleOf(i: Instance): string {
-  return readFileSync(join(i.dir, "console.log"), "latin1");
-}
 
 async function up(name: string, image: string, extra: Partial<Parameters<typeof launch>[0]> = {}): Promise<Instance> {
   started.push(name);
@@ -165,20 +134,7 @@ test("reboot keeps settings and the machine ID; user data is not applied again",
   const r = await c.request("POST", "/actions/reboot");
   assert.equal(r.status, 204, r.body);
   const t0 = Date.now();
-  let after1: BootStatus | undefined;
-  while (Date.now() - t0 < BOOT_TIMEOUT) {
-    await new Promise((res) => setTimeout(res, 3000));
-    try {
-      const s = (await json(c, "GET", "/boot-status")) as BootStatus;
-      if (s["started-at"] !== before1["started-at"]) {
-        after1 = s;
-        break;
-      }
-    } catch {
-      /* rebooting */
-    }
-  }
-  assert.ok(after1, "the host did not come back after the reboot");
+  const after1 = await nextBoot(c, before1["started-at"]);
   log(`e2e-main: back after reboot in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
   assert.equal(after1.boot.machineId, before1.boot.machineId);
   assert.equal(after1["user-data"].at, before1["user-data"].at, "user data is read at first boot only");
@@ -226,21 +182,6 @@ async function bootWithTrialSlot(name: string, prepare: (disk: string) => void, 
   assert.deepEqual(await listEntries(disk, build.layout), ["caisson-a.conf", "caisson-b+1.conf"]);
   prepare(disk);
   return up(name, disk);
-}
-
-/** Wait until the host answers from `slot` (the API may first answer from the slot on trial). */
-async function onSlot(c: ApiClient, slot: string): Promise<BootStatus> {
-  const t0 = Date.now();
-  while (Date.now() - t0 < BOOT_TIMEOUT) {
-    try {
-      const s = await settled(c);
-      if (s.boot.slot === slot) return s;
-    } catch {
-      /* rebooting */
-    }
-    await new Promise((r) => setTimeout(r, 3000));
-  }
-  throw new Error(`the host never came up on slot ${slot}`);
 }
 
 test("a slot on trial whose health gate fails uses up its try, and the other slot boots by itself", async () => {
