@@ -4,7 +4,22 @@
 //   prepare     Available|Staged → Staged (images written and verified, migrations cached)
 //   activate    Staged → Ready (entry on trial, highest generation)
 //   deactivate  Ready → Staged
-//   rollback    (ours) the other slot's usable entry becomes the default
+//   rollback    (ours) Idle|Available → back to the version that ran before this one, in one command:
+//               - the other slot's entry is usable (blessed or tries left): it becomes the default
+//                 (generation max+1); nothing is downloaded;
+//               - otherwise (the other slot holds no bootable image, e.g. an update that failed its
+//                 trial there) the previous version: the newest boot-history record whose version
+//                 is not the running one and never failed a trial here. It is prepared into the
+//                 inactive slot exactly as prepare does (manifest verified through TUF, images
+//                 streamed and verified, migrations cached for the hop chain down to it) and
+//                 activated (on trial, generation max+1): Ready, chosen_update = that version.
+//                 Waves and max_version do not apply (an operator's explicit order); a failed
+//                 version is never picked. A version the signed manifest no longer lists fails the
+//                 command before the inactive slot is touched;
+//               - neither: 409 "nothing to roll back to".
+// The boot history (state.json, last BOOT_HISTORY_MAX records, newest last, in the status as
+// boot_history) gets the running version and slot at agent start and before every command when
+// they differ from its last record.
 // Commands run in the background, one at a time (423 while one runs, 409 when the state forbids
 // it); the outcome lands in most_recent_command. The state is re-derived from the disk (ESP
 // entries + state.json) before every command, so a crash or a reboot never leaves it stale.
@@ -19,8 +34,9 @@ import { applicableUpdates, chooseUpdate } from "./choose.js";
 import { Slots, SlotConflict, usable, verifyFile } from "./slots.js";
 import { TufClient } from "./tuf.js";
 import { httpGet } from "./http.js";
-import { readHealthFailure, readState, writeState, type AgentState } from "./state.js";
-import { compareVersions } from "./version.js";
+import { appendBoot, readHealthFailure, readState, writeState, type AgentState, type BootRecord } from "./state.js";
+import { compareVersions, normalizeVersion } from "./version.js";
+import type { Slot } from "../boot/entries.js";
 
 export type UpdateState = "Idle" | "Available" | "Staged" | "Ready";
 export type CommandType = "refresh" | "prepare" | "activate" | "deactivate" | "rollback";
@@ -56,6 +72,8 @@ export interface UpdateStatus {
   most_recent_command: CommandRecord | null;
   failed_updates: { version: string; reason: string; at: string }[];
   progress: Progress | null;
+  /** Ours: the versions this host booted and their slots, newest last. */
+  boot_history: BootRecord[];
 }
 
 /** A refusal with Bottlerocket's HTTP meaning: 404 (nothing to act on), 409 (state), 423 (busy). */
@@ -87,6 +105,11 @@ const ALLOWED: Record<CommandType, UpdateState[]> = {
   deactivate: ["Ready"],
   rollback: ["Idle", "Available"],
 };
+
+const sameVersion = (a: string, b: string) => normalizeVersion(a) === normalizeVersion(b);
+
+/** How rollback goes back: switch to the other slot's usable entry, or download `version` into it. */
+type RollbackPlan = { kind: "switch" } | { kind: "download"; version: string };
 
 const imageOf = (u: Pick<Update, "arch" | "version" | "variant">): Image => ({ arch: u.arch, version: u.version, variant: u.variant });
 
@@ -124,6 +147,35 @@ export class UpdateAgent {
   constructor(private readonly o: AgentOptions) {
     this.slots = new Slots(o.root);
     this.arch = o.arch ?? osArch();
+    try {
+      this.recordBoot();
+    } catch (e) {
+      o.log(`update agent: the boot history was not updated: ${(e as Error).message}`);
+    }
+  }
+
+  /**
+   * Append the running version and slot to the boot history if they differ from its last record.
+   * A root whose kernel command line names no slot (not an A/B host) records nothing.
+   */
+  private recordBoot(): void {
+    let slot: Slot;
+    try {
+      slot = this.slots.active();
+    } catch {
+      return;
+    }
+    const st = this.persisted();
+    // Its own fault name: the crash tests' update-state points stay on prepare's write.
+    if (appendBoot(st, { version: this.o.version, slot, at: this.now().toISOString() })) writeState(this.o.root, st, "update-history");
+  }
+
+  /** The version this host ran before the running one: the newest boot record of another version that never failed a trial. */
+  previousVersion(): string | undefined {
+    const st = this.persisted();
+    return [...st.history]
+      .reverse()
+      .find((r) => !sameVersion(r.version, this.o.version) && !st.failed.some((f) => sameVersion(f.version, r.version)))?.version;
   }
 
   private now(): Date {
@@ -156,6 +208,7 @@ export class UpdateAgent {
       most_recent_command: this.recent,
       failed_updates: st.failed,
       progress: this.progress,
+      boot_history: st.history,
     };
   }
 
@@ -165,6 +218,7 @@ export class UpdateAgent {
    * the state when something is staged.
    */
   private sync(): void {
+    this.recordBoot();
     const st = this.persisted();
     let dirty = false;
     const failed = this.slots.failedTrial();
@@ -202,14 +256,11 @@ export class UpdateAgent {
       throw new AgentError(409, `DisallowCommand: '${cmd}' is not allowed in state ${this.state} (allowed in ${ALLOWED[cmd].join(", ")})`);
     }
     if (cmd === "prepare" && !this.chosen) throw new AgentError(404, "UpdateDoesNotExist: no update is chosen; refresh first");
-    if (cmd === "rollback") {
-      const e = this.slots.entryOf(this.slots.inactive());
-      if (!usable(e)) throw new AgentError(409, `nothing to roll back to: slot ${this.slots.inactive()} has ${e ? `only the used-up entry ${e.file}` : "no boot entry"}`);
-    }
+    const plan = cmd === "rollback" ? this.planRollback() : undefined;
     this.running = cmd;
     this.recent = { cmd_type: cmd, cmd_status: "Unknown", timestamp: this.now().toISOString(), exit_status: 0, stderr: "" };
     const started = this.recent;
-    this.idle = this.run(cmd).then(
+    this.idle = this.run(cmd, plan).then(
       () => {
         this.recent = { ...started, cmd_status: "Success", exit_status: 0 };
         this.o.log(`update ${cmd}: done (${this.state})`);
@@ -224,7 +275,7 @@ export class UpdateAgent {
     });
   }
 
-  private async run(cmd: CommandType): Promise<void> {
+  private async run(cmd: CommandType, plan?: RollbackPlan): Promise<void> {
     switch (cmd) {
       case "refresh":
         return this.refresh();
@@ -238,12 +289,45 @@ export class UpdateAgent {
         this.sync();
         return;
       case "rollback": {
+        if (plan?.kind === "download") return this.rollbackTo(plan.version);
         const e = this.slots.rollbackToInactive();
         this.o.log(`rollback: slot ${e.slot} (${e.version ?? "unknown version"}) boots next`);
         this.sync();
         return;
       }
     }
+  }
+
+  /** Decided before the command starts, so "nothing to roll back to" is the request's 409. */
+  private planRollback(): RollbackPlan {
+    const inactive = this.slots.inactive();
+    const e = this.slots.entryOf(inactive);
+    if (usable(e)) return { kind: "switch" };
+    const version = this.previousVersion();
+    if (version) return { kind: "download", version };
+    const holds = e ? `holds no bootable image (its entry ${e.file} has no tries left)` : "holds no bootable image (no boot entry)";
+    const failed = this.persisted().failed.map((f) => f.version);
+    throw new AgentError(
+      409,
+      `nothing to roll back to: slot ${inactive} ${holds} and no earlier version than the running ${this.o.version} is known on this host` +
+        (failed.length ? ` (failed versions are never rolled back to: ${failed.join(", ")})` : ""),
+    );
+  }
+
+  /** Rollback when the other slot cannot boot: `version` from the repository into it, then on trial. */
+  private async rollbackTo(version: string): Promise<void> {
+    const tuf = this.client();
+    const { manifest, bytes } = await this.fetchManifest(tuf);
+    const update = manifest.updates.find((u) => sameVersion(u.version, version) && u.variant === this.o.variant && u.arch === this.arch);
+    if (!update) {
+      throw new Error(
+        `the previous version ${version} (${this.o.variant}, ${this.arch}) is not in the repository's signed manifest: nothing to roll back to; slot ${this.slots.inactive()} is untouched`,
+      );
+    }
+    this.o.log(`rollback: slot ${this.slots.inactive()} holds no bootable image; writing the previous version ${update.version} into it`);
+    await this.stage(tuf, manifest, bytes, update, "rollback");
+    this.chosen = update;
+    await this.activate();
   }
 
   private client(): TufClient {
@@ -298,6 +382,15 @@ export class UpdateAgent {
     const { manifest, bytes } = await this.fetchManifest(tuf);
     const update = manifest.updates.find((u) => u.version === chosen.version && u.variant === chosen.variant && u.arch === chosen.arch);
     if (!update) throw new Error(`update ${chosen.version} is no longer in the signed manifest; refresh again`);
+    await this.stage(tuf, manifest, bytes, update, "prepare");
+  }
+
+  /**
+   * Write `update` into the inactive slot (cleared first, so it cannot boot half-written), verify
+   * it, cache what the migrator needs for the hop chain from the running version, and record it
+   * as staged. Shared by prepare and rollback; progress and logs name `cmd`.
+   */
+  private async stage(tuf: TufClient, manifest: Manifest, bytes: Buffer, update: Update, cmd: CommandType): Promise<void> {
     const hops = migrationHops(manifest, this.o.version, update.version);
     const infos = {
       root: await tuf.target(update.images.root),
@@ -321,7 +414,7 @@ export class UpdateAgent {
         this.progress = { target: info.name, bytes, total, mb_per_s: secs > 0 ? Math.round((bytes / 1e6 / secs) * 10) / 10 : 0 };
         if (bytes === total || Date.now() - lastLog > 2000) {
           lastLog = Date.now();
-          this.o.log(`prepare: ${info.name} ${Math.floor((bytes / total) * 100)}% (${bytes}/${total} bytes, ${this.progress.mb_per_s} MB/s)`);
+          this.o.log(`${cmd}: ${info.name} ${Math.floor((bytes / total) * 100)}% (${bytes}/${total} bytes, ${this.progress.mb_per_s} MB/s)`);
         }
       };
       report(0, info.length);

@@ -1,20 +1,57 @@
 // The update agent end to end against a real signed repository served on loopback: the state
 // machine through the API (404/409/423), what apply writes (and never touches), the choice
-// (waves, ignore-waves, version-lock, max_version), rollback and failed-trial detection.
+// (waves, ignore-waves, version-lock, max_version), rollback (to the other slot, or to the previous
+// version downloaded when the other slot cannot boot) and failed-trial detection.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { PassThrough } from "node:stream";
 import { call, tempDir } from "../helpers/host.js";
-import type { UpdateStatus } from "../../src/update/agent.js";
+import { UpdateAgent, type UpdateStatus } from "../../src/update/agent.js";
 import { addUpdate, setMaxVersion } from "../../src/repo/repository.js";
 import { fakeBuild } from "../helpers/fake-build.js";
 import { routes } from "../../src/api/routes.js";
-import { entryFileName, entryText } from "../../src/boot/entries.js";
-import { recordHealthFailure } from "../../src/update/state.js";
+import { entryFileName, entryText, parseEntryName } from "../../src/boot/entries.js";
+import { readState, recordHealthFailure, writeState } from "../../src/update/state.js";
+import { attachUpdateAgent } from "../../src/update/registry.js";
 import { runApiclient } from "../../src/apiclient/cli.js";
-import { env, makeRepo, run, setSettings, slotAFingerprint, slotHolds, isZero, succeeded } from "../helpers/update-fixture.js";
+import { env, makeRepo, run, setSettings, slotAFingerprint, slotHolds, isZero, sha256, succeeded, type Env } from "../helpers/update-fixture.js";
+import { bootOnce, type Booted } from "../helpers/firmware.js";
+
+const ENTRIES = (root: string) => join(root, "efi/loader/entries");
+
+/**
+ * The simulated firmware boots the next entry; the daemon of that boot starts an update agent for
+ * the version it booted (from the entry's caisson.version=), attached to the same API.
+ */
+function reboot(e: Env): Booted & { version: string } {
+  const b = bootOnce(e.root);
+  const version = /(?:^|\s)caisson\.version=(\S+)/.exec(readFileSync(join(e.root, "proc/cmdline"), "utf8"))?.[1];
+  assert.ok(version, "the booted entry names its version");
+  e.agent = new UpdateAgent({ root: e.root, variant: "dev", version, settings: () => e.t.host.liveSettings(), log: (m) => e.t.logs.push(m) });
+  attachUpdateAgent(e.t.host, e.agent);
+  return { ...b, version };
+}
+
+/** systemd-bless-boot: the entry the firmware booted on trial loses its counter. */
+function bless(e: Env, b: Booted): void {
+  renameSync(join(ENTRIES(e.root), b.entry), join(ENTRIES(e.root), entryFileName({ slot: parseEntryName(b.entry)!.slot })));
+}
+
+/** The partition starts with exactly `file`'s bytes (slot a's tail keeps the fixture's filler). */
+function startsWith(root: string, label: string, file: string): boolean {
+  const want = readFileSync(file);
+  return readFileSync(join(root, "dev/disk/by-partlabel", label)).subarray(0, want.length).equals(want);
+}
+
+function apiclientIo() {
+  const out: string[] = [];
+  const err: string[] = [];
+  const stdout = new PassThrough().on("data", (c: Buffer) => out.push(c.toString()));
+  const stderr = new PassThrough().on("data", (c: Buffer) => err.push(c.toString()));
+  return { io: { stdout, stderr, stdin: new PassThrough() }, out, err };
+}
 
 test("check, apply, cancel: the state machine, what is written and what is never touched", async () => {
   const e = await env();
@@ -155,7 +192,11 @@ test("the choice: waves, ignore-waves, version-lock, a lowered max_version", asy
 test("rollback makes the other slot's entry the default; nothing to roll back to is 409", async () => {
   const e = await env();
   try {
-    assert.equal((await call(e.t.socket, "POST", "/actions/rollback-update")).status, 409);
+    // Slot b has never held anything and 1.0.0 is all this host has run.
+    const refused = await call(e.t.socket, "POST", "/actions/rollback-update");
+    assert.equal(refused.status, 409);
+    assert.match(refused.text, /nothing to roll back to: slot b holds no bootable image \(no boot entry\) and no earlier version than the running 1\.0\.0 is known/);
+    assert.ok(isZero(e.root, "root-b"));
     // Running b after an update; a's blessed entry is still there.
     writeFileSync(join(e.root, "proc/cmdline"), "caisson.slot=b\n");
     writeFileSync(join(e.root, "efi/loader/entries/caisson-b.conf"), entryText({ slot: "b", generation: 2, title: "x", roothash: "00", fsType: "erofs", extra: ["caisson.version=1.0.0"] }));
@@ -164,6 +205,8 @@ test("rollback makes the other slot's entry the default; nothing to roll back to
     assert.equal(s.active_partition.next_to_boot, false);
     assert.equal(s.staging_partition?.next_to_boot, true);
     assert.match(readFileSync(join(e.root, "efi/loader/entries/caisson-a.conf"), "utf8"), /^version 3$/m);
+    assert.ok(readFileSync(join(e.root, "dev/disk/by-partlabel/root-a")).every((b) => b === 0xa5), "a switch downloads nothing");
+    assert.ok(!e.t.logs.some((l) => /rollback: .*writing the previous version/.test(l)));
   } finally {
     await e.close();
   }
@@ -187,6 +230,12 @@ test("a failed trial is recorded with the health gate's reason and not chosen ag
     s = await run(e, "refresh");
     assert.equal(s.chosen_update?.version, "1.1.0");
     assert.equal(s.failed_updates.length, 1, "recorded once");
+    // Even when the history says 1.1.0 ran before, rollback never goes to a failed version.
+    const st = readState(e.root);
+    writeState(e.root, { ...st, history: [{ version: "1.1.0", slot: "b", at: "2030-01-01T00:00:00.000Z" }, ...st.history] });
+    const r = await call(e.t.socket, "POST", "/actions/rollback-update");
+    assert.equal(r.status, 409);
+    assert.match(r.text, /nothing to roll back to: slot b holds no bootable image \(its entry caisson-b\+0-1\.conf has no tries left\).*failed versions are never rolled back to: 1\.1\.0/);
   } finally {
     await e.close();
   }
@@ -200,6 +249,96 @@ test("slot b untouched when refresh fails", async () => {
     assert.equal(s.most_recent_command?.cmd_status, "Failed");
     assert.equal(s.most_recent_command?.exit_status, 1);
     assert.ok(isZero(e.root, "root-b"));
+  } finally {
+    await e.close();
+  }
+});
+
+test("rollback after a failed update: the previous version is downloaded into the failed slot and boots", async () => {
+  const base = tempDir("caisson-update-");
+  const repo = await makeRepo(base, ["1.1.0", "1.2.0"]);
+  // The repository also keeps 1.0.0, the version the host was installed with.
+  fakeBuild(join(base, "build-1.0.0"), { version: "1.0.0", size: 256 * 1024 });
+  await addUpdate(repo.dir, { buildDir: join(base, "build-1.0.0"), waves: "none", progress: () => {} });
+  repo.builds["1.0.0"] = join(base, "build-1.0.0");
+  const e = await env({ base, repo });
+  try {
+    // 1.0.0 on a → 1.1.0 on b, blessed.
+    await setSettings(e.t, { "version-lock": "1.1.0" });
+    succeeded(await run(e, "refresh"), "refresh");
+    succeeded(await run(e, "prepare"), "prepare");
+    succeeded(await run(e, "activate"), "activate");
+    let boot = reboot(e);
+    assert.deepEqual([boot.slot, boot.version, boot.counted], ["b", "1.1.0", true]);
+    bless(e, boot);
+
+    // 1.1.0 → 1.2.0, written to slot a; its trial fails the health gate and uses up its try.
+    await setSettings(e.t, { "version-lock": "latest" });
+    let s = await run(e, "refresh");
+    assert.equal(s.chosen_update?.version, "1.2.0");
+    succeeded(await run(e, "prepare"), "prepare");
+    succeeded(await run(e, "activate"), "activate");
+    assert.ok(startsWith(e.root, "root-a", join(repo.builds["1.2.0"]!, "root.img")));
+    boot = reboot(e);
+    assert.deepEqual([boot.slot, boot.version, boot.counted], ["a", "1.2.0", true]);
+    recordHealthFailure(e.root, "1.2.0", [{ name: "containerd", ok: false, detail: "no answer" }]);
+    boot = reboot(e);
+    assert.deepEqual([boot.slot, boot.version, boot.counted], ["b", "1.1.0", false], "the firmware falls back to 1.1.0 by itself");
+    assert.ok(readdirSync(ENTRIES(e.root)).includes("caisson-a+0-1.conf"), "slot a holds the used-up 1.2.0");
+
+    s = await run(e, "refresh");
+    assert.deepEqual(s.failed_updates.map((f) => f.version), ["1.2.0"]);
+    assert.match(s.failed_updates[0]!.reason, /containerd: no answer/);
+    assert.equal(s.update_state, "Idle");
+    assert.deepEqual(s.boot_history.map((r) => `${r.version}@${r.slot}`), ["1.0.0@a", "1.1.0@b", "1.2.0@a", "1.1.0@b"]);
+
+    // One command: apiclient update rollback brings 1.0.0 back into slot a.
+    const slotB = sha256(readFileSync(join(e.root, "dev/disk/by-partlabel/root-b")));
+    const x = apiclientIo();
+    assert.equal(await runApiclient(["-s", e.t.socket, "update", "rollback"], x.io), 0, x.err.join(""));
+    await e.agent.idle;
+    s = JSON.parse(x.out.join("")) as UpdateStatus;
+    succeeded(s, "rollback");
+    assert.equal(s.update_state, "Ready");
+    assert.deepEqual(s.chosen_update, { arch: "x86_64", version: "1.0.0", variant: "dev" });
+    assert.deepEqual(s.staging_partition, { image: { arch: "x86_64", version: "1.0.0", variant: "dev" }, next_to_boot: true });
+    assert.deepEqual(s.active_partition, { image: { arch: "x86_64", version: "1.1.0", variant: "dev" }, next_to_boot: false });
+    assert.equal(s.progress, null);
+    const build = repo.builds["1.0.0"]!;
+    assert.ok(startsWith(e.root, "root-a", join(build, "root.img")), "slot a holds 1.0.0's root image exactly");
+    assert.ok(startsWith(e.root, "root-a-verity", join(build, "root.verity")));
+    assert.deepEqual(readFileSync(join(e.root, "efi/caisson/a/vmlinuz")), readFileSync(join(build, "vmlinuz")));
+    assert.deepEqual(readFileSync(join(e.root, "efi/caisson/a/initrd.img")), readFileSync(join(build, "initrd.img")));
+    assert.equal(sha256(readFileSync(join(e.root, "dev/disk/by-partlabel/root-b"))), slotB, "the running slot is untouched");
+    assert.deepEqual(readdirSync(ENTRIES(e.root)), ["caisson-a+1.conf", "caisson-b.conf"], "slot a on trial, b blessed");
+    const text = readFileSync(join(ENTRIES(e.root), "caisson-a+1.conf"), "utf8");
+    // The used-up 1.2.0 entry (generation 3) went with the clearing; the new one is above b's 2.
+    assert.match(text, /^version 3$/m, "the highest generation: boots next");
+    assert.match(text, /caisson\.version=1\.0\.0/);
+    assert.ok(existsSync(join(e.root, "var/lib/caisson/updates/cache/targets/migrate_v1.1.0_touch.mjs")), "the hop's migration is cached for the way down");
+    assert.ok(e.t.logs.some((l) => /^rollback: slot a holds no bootable image; writing the previous version 1\.0\.0/.test(l)));
+    assert.ok(e.t.logs.some((l) => /^rollback: caisson-dev-x86_64-v1\.0\.0-root\.erofs 100%/.test(l)), "progress as for prepare");
+
+    boot = reboot(e);
+    assert.deepEqual([boot.slot, boot.version, boot.counted], ["a", "1.0.0", true]);
+    s = await run(e, "refresh");
+    assert.deepEqual(s.active_partition.image.version, "1.0.0");
+    assert.deepEqual(s.boot_history.map((r) => `${r.version}@${r.slot}`), ["1.0.0@a", "1.1.0@b", "1.2.0@a", "1.1.0@b", "1.0.0@a"]);
+  } finally {
+    await e.close();
+  }
+});
+
+test("rollback to a previous version the repository no longer lists fails before the slot is touched", async () => {
+  const e = await env();
+  try {
+    const st = readState(e.root);
+    writeState(e.root, { ...st, history: [{ version: "0.9.0", slot: "b", at: "2030-01-01T00:00:00.000Z" }, ...st.history] });
+    const s = await run(e, "rollback");
+    assert.equal(s.most_recent_command?.cmd_status, "Failed");
+    assert.match(s.most_recent_command!.stderr, /previous version 0\.9\.0 .* is not in the repository's signed manifest: nothing to roll back to; slot b is untouched/);
+    assert.ok(isZero(e.root, "root-b"));
+    assert.equal(s.update_state, "Idle");
   } finally {
     await e.close();
   }

@@ -28,13 +28,16 @@ const ACTION: Record<Cmd, string> = {
   rollback: "/actions/rollback-update",
 };
 
-/** Bottlerocket's apiclient: refresh 100 ms × 100, prepare 500 ms × 1200, activate/deactivate 100 ms × 50. */
+/**
+ * Bottlerocket's apiclient: refresh 100 ms × 100, prepare 500 ms × 1200, activate/deactivate 100 ms × 50.
+ * Rollback waits like prepare: when the other slot cannot boot it downloads and writes the previous version.
+ */
 export const WAIT: Record<Cmd, { intervalMs: number; attempts: number }> = {
   refresh: { intervalMs: 100, attempts: 100 },
   prepare: { intervalMs: 500, attempts: 1200 },
   activate: { intervalMs: 100, attempts: 50 },
   deactivate: { intervalMs: 100, attempts: 50 },
-  rollback: { intervalMs: 100, attempts: 50 },
+  rollback: { intervalMs: 500, attempts: 1200 },
 };
 
 async function status(ctx: Context): Promise<Status | undefined> {
@@ -75,7 +78,7 @@ interface UpdateOpts {
 
 export const update: Subcommand = {
   name: "update",
-  description: "check: refresh the list of updates; apply [--check] [--reboot]: download, write and activate the chosen update; cancel: deactivate it; rollback [--reboot]: boot the other slot next",
+  description: "check: refresh the list of updates; apply [--check] [--reboot]: download, write and activate the chosen update; cancel: deactivate it; rollback [--reboot]: go back to the version that ran before this one (the other slot if it can boot, else that version downloaded and written into it)",
   define(cmd: Command) {
     cmd
       .argument("<action>", "check | apply | cancel | rollback")
