@@ -1,7 +1,7 @@
 // Entry point of the agents in the image (bundled to /usr/lib/caisson/caisson-host.mjs):
 //   daemon   the resident host daemon (systemd: caisson-host.service)
 //   health   the health gate (caisson-health.service, RequiredBy=boot-complete.target): the daemon's verdict
-import { closeSync, existsSync, fsyncSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import { execFile } from "node:child_process";
 import { fsyncDir } from "../fsutil/atomic.js";
 import { ApiClient } from "../apiclient/client.js";
@@ -64,6 +64,11 @@ async function daemon(): Promise<void> {
     process.stderr.write(`caisson-host: cannot keep the machine ID on the data partition: ${(e as Error).message}\n`);
   }
   const log = (s: string) => process.stderr.write(`caisson-host: ${s}\n`);
+  // TMPDIR (set by the unit) is on the data partition; what a crash left there is garbage.
+  if (process.env.TMPDIR) {
+    rmSync(process.env.TMPDIR, { recursive: true, force: true });
+    mkdirSync(process.env.TMPDIR, { recursive: true, mode: 0o700 });
+  }
   // Before the host starts: its datastore, logs and containers live on the data partition.
   const dataPartition = await checkDataPartition(log).catch((e: Error) => {
     log(`the data partition could not be grown: ${e.message}`);
