@@ -1,6 +1,7 @@
 // Which migrations take the datastore from one version to another: Bottlerocket's
 // find_migrations (reference §5.6) over the manifest's "(FROM, TO)" hops.
 import type { Manifest } from "../update/manifest.js";
+import { compareVersions } from "../update/version.js";
 
 export class MissingMigrationError extends Error {}
 
@@ -8,37 +9,6 @@ export interface PlannedMigration {
   /** TUF target name of the module. */
   name: string;
   direction: "forward" | "backward";
-}
-
-const VERSION = /^v?(\d+)\.(\d+)\.(\d+)(?:-([0-9A-Za-z.-]+))?(?:\+[0-9A-Za-z.-]+)?$/;
-
-/** Semantic version order (pre-releases before their release, compared as dotted identifiers). */
-export function compareVersions(a: string, b: string): number {
-  const pa = VERSION.exec(a);
-  const pb = VERSION.exec(b);
-  if (!pa) throw new Error(`not a version: '${a}'`);
-  if (!pb) throw new Error(`not a version: '${b}'`);
-  for (let i = 1; i <= 3; i++) {
-    const d = Number(pa[i]) - Number(pb[i]);
-    if (d !== 0) return Math.sign(d);
-  }
-  const [ra, rb] = [pa[4], pb[4]];
-  if (ra === rb) return 0;
-  if (ra === undefined) return 1;
-  if (rb === undefined) return -1;
-  const ia = ra.split(".");
-  const ib = rb.split(".");
-  for (let i = 0; i < Math.max(ia.length, ib.length); i++) {
-    const [x, y] = [ia[i], ib[i]];
-    if (x === undefined) return -1;
-    if (y === undefined) return 1;
-    const nx = /^\d+$/.test(x);
-    const ny = /^\d+$/.test(y);
-    if (nx && ny && Number(x) !== Number(y)) return Math.sign(Number(x) - Number(y));
-    if (nx !== ny) return nx ? -1 : 1;
-    if (x !== y) return x < y ? -1 : 1;
-  }
-  return 0;
 }
 
 const HOP = /^\(\s*([^,\s]+)\s*,\s*([^)\s]+)\s*\)$/;

@@ -19,7 +19,7 @@ import { hopKey, targetName, type Manifest, type Update, type UpdateImages } fro
 import { parseWavePolicy, rfc3339, wavesFromPolicy, type WavePolicy } from "../update/waves.js";
 import { writeFileAtomic } from "../fsutil/atomic.js";
 import { generateKey, loadKey, retireKey, saveKey, signer, tufKey, type StoredKey } from "./keys.js";
-import { assertSemver, compareVersions, maxVersion } from "./semver.js";
+import { assertSemver, compareVersions, maxVersion } from "../update/version.js";
 import { publishBytes, publishFile, stderrProgress, type ProgressSink } from "./targets.js";
 import { namedWavePolicy, WAVE_POLICY_NAMES, type WavePolicyName } from "./policies.js";
 

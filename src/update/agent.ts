@@ -29,13 +29,14 @@ import type { JsonObject } from "../settings/keys.js";
 import { writeFileAtomic } from "../fsutil/atomic.js";
 import { faultPoint } from "../fsutil/faults.js";
 import { osArch } from "../host/os-release.js";
-import { hopKey, MAX_SEED, updatePaths, type Manifest, type Update } from "./manifest.js";
+import { MAX_SEED, updatePaths, type Manifest, type Update } from "./manifest.js";
 import { applicableUpdates, chooseUpdate } from "./choose.js";
 import { Slots, SlotConflict, usable, verifyFile } from "./slots.js";
 import { TufClient } from "./tuf.js";
 import { httpGet } from "./http.js";
 import { appendBoot, readHealthFailure, readState, writeState, type AgentState, type BootRecord } from "./state.js";
-import { compareVersions, normalizeVersion } from "./version.js";
+import { normalizeVersion } from "./version.js";
+import { findMigrations } from "../migrations/find.js";
 import type { Slot } from "../boot/entries.js";
 
 export type UpdateState = "Idle" | "Available" | "Staged" | "Ready";
@@ -112,24 +113,6 @@ const sameVersion = (a: string, b: string) => normalizeVersion(a) === normalizeV
 type RollbackPlan = { kind: "switch" } | { kind: "download"; version: string };
 
 const imageOf = (u: Pick<Update, "arch" | "version" | "variant">): Image => ({ arch: u.arch, version: u.version, variant: u.variant });
-
-/** The migrations between two versions, either direction (Bottlerocket's find_migrations walk, upward). */
-export function migrationHops(m: Manifest, a: string, b: string): string[] {
-  const [from, to] = compareVersions(a, b) <= 0 ? [a, b] : [b, a];
-  const hops = Object.entries(m.migrations).flatMap(([k, v]) => {
-    const p = /^\(\s*([^,\s]+)\s*,\s*([^)\s]+)\s*\)$/.exec(k);
-    return p ? [{ from: p[1]!, to: p[2]!, names: v }] : [];
-  });
-  const out: string[] = [];
-  let at = from;
-  while (compareVersions(at, to) < 0) {
-    const next = hops.filter((h) => compareVersions(h.from, at) === 0 && compareVersions(h.to, to) <= 0 && compareVersions(h.to, at) > 0).sort((x, y) => compareVersions(y.to, x.to))[0];
-    if (!next) throw new Error(`the manifest has no migration hop from ${at} towards ${to} (a key like "${hopKey(at, to)}")`);
-    out.push(...next.names);
-    at = next.to;
-  }
-  return out;
-}
 
 export class UpdateAgent {
   readonly slots: Slots;
@@ -391,7 +374,8 @@ export class UpdateAgent {
    * as staged. Shared by prepare and rollback; progress and logs name `cmd`.
    */
   private async stage(tuf: TufClient, manifest: Manifest, bytes: Buffer, update: Update, cmd: CommandType): Promise<void> {
-    const hops = migrationHops(manifest, this.o.version, update.version);
+    // The migrator runs the same walk after the reboot, from this cache and offline.
+    const hops = findMigrations(this.o.version, update.version, manifest).map((m) => m.name);
     const infos = {
       root: await tuf.target(update.images.root),
       hash: await tuf.target(update.images.hash),

@@ -1,46 +1,34 @@
-// Version comparison for X.Y.Z[-pre][+build]. A tiny comparator instead of the `semver` package:
-// semver is only a transitive dependency here (not in package.json), and the manifest's versions
-// are plain X.Y.Z, so importing it would tie us to another package's dependency tree.
+// Semantic versions (semver.org), through the `semver` package: the project's one home for version
+// helpers. The update manifest's versions and hop keys, the repository tool and the migrator all
+// order versions here (semver precedence: a pre-release sorts before its release, build metadata
+// is ignored).
+//
+// What each caller accepts:
+// - compareVersions/maxVersion: X.Y.Z[-pre][+build], with an optional leading v (manifest data,
+//   hop keys, version-lock);
+// - assertSemver: exactly X.Y.Z or X.Y.Z-pre (what the repository tool publishes: no v, no +build);
+// - normalizeVersion: a version-lock's leading v dropped, nothing else checked.
+import semver from "semver";
 
-export interface Version {
-  major: number;
-  minor: number;
-  patch: number;
-  pre: string[];
+function parse(v: string): semver.SemVer {
+  const p = semver.parse(v);
+  if (!p) throw new Error(`not a semantic version (X.Y.Z): '${v}'`);
+  return p;
 }
 
-const RE = /^v?(\d+)\.(\d+)\.(\d+)(?:-([0-9A-Za-z.-]+))?(?:\+[0-9A-Za-z.-]+)?$/;
-
-export function parseVersion(s: string): Version | undefined {
-  const m = RE.exec(s.trim());
-  if (!m) return undefined;
-  return { major: Number(m[1]), minor: Number(m[2]), patch: Number(m[3]), pre: m[4] ? m[4].split(".") : [] };
+/** Semver precedence: -1, 0, 1. Throws on a string that is not a version. */
+export function compareVersions(a: string, b: string): -1 | 0 | 1 {
+  return semver.compare(parse(a), parse(b));
 }
 
-function must(s: string): Version {
-  const v = parseVersion(s);
-  if (!v) throw new Error(`not a version (X.Y.Z): '${s}'`);
-  return v;
-}
+/** The higher of two versions (`a` when they are equal). */
+export const maxVersion = (a: string, b: string) => (compareVersions(a, b) >= 0 ? a : b);
 
-/** Semver precedence: -1, 0, 1. A pre-release sorts before its release. */
-export function compareVersions(a: string, b: string): number {
-  const x = must(a);
-  const y = must(b);
-  for (const k of ["major", "minor", "patch"] as const) if (x[k] !== y[k]) return x[k] < y[k] ? -1 : 1;
-  if (!x.pre.length || !y.pre.length) return x.pre.length === y.pre.length ? 0 : x.pre.length ? -1 : 1;
-  for (let i = 0; i < Math.max(x.pre.length, y.pre.length); i++) {
-    const p = x.pre[i];
-    const q = y.pre[i];
-    if (p === undefined) return -1;
-    if (q === undefined) return 1;
-    const pn = /^\d+$/.test(p);
-    const qn = /^\d+$/.test(q);
-    if (pn && qn && Number(p) !== Number(q)) return Number(p) < Number(q) ? -1 : 1;
-    if (pn !== qn) return pn ? -1 : 1;
-    if (p !== q) return p < q ? -1 : 1;
-  }
-  return 0;
+/** Exactly X.Y.Z or X.Y.Z-pre: no leading v, no build metadata, no surrounding blanks. */
+export const isSemver = (v: string) => semver.valid(v) === v;
+
+export function assertSemver(v: string, what = "version"): void {
+  if (!isSemver(v)) throw new Error(`${what} "${v}" is not a semantic version (X.Y.Z or X.Y.Z-pre)`);
 }
 
 /** "v1.2.3" → "1.2.3" (version-lock accepts either). */

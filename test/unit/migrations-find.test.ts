@@ -1,8 +1,8 @@
-// find_migrations over manifest hops (reference §5.6), version order, and the helper library
+// find_migrations over manifest hops (reference §5.6) and the helper library
 // migration modules receive.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { compareVersions, findMigrations, MissingMigrationError } from "../../src/migrations/find.js";
+import { findMigrations, MissingMigrationError } from "../../src/migrations/find.js";
 import { addSettings, addValue, chain, get, remove, rename, renameSetting, replaceList, replaceString, set } from "../../src/migrations/helpers.js";
 import type { JsonObject } from "../../src/settings/keys.js";
 
@@ -16,16 +16,6 @@ const manifest = {
     "(1.4.0, 1.5.0)": ["migrate_v1.5.0_e.mjs"],
   },
 };
-
-test("compareVersions orders semantic versions", () => {
-  assert.equal(compareVersions("1.0.0", "1.0.0"), 0);
-  assert.equal(compareVersions("1.2.0", "1.10.0"), -1);
-  assert.equal(compareVersions("2.0.0", "1.99.99"), 1);
-  assert.equal(compareVersions("1.0.0-rc.1", "1.0.0"), -1);
-  assert.equal(compareVersions("1.0.0-rc.2", "1.0.0-rc.10"), -1);
-  assert.equal(compareVersions("v1.0.0", "1.0.0"), 0);
-  assert.throws(() => compareVersions("1.0", "1.0.0"), /not a version/);
-});
 
 test("same version: nothing to run", () => {
   assert.deepEqual(findMigrations("1.1.0", "1.1.0", manifest), []);
@@ -56,6 +46,13 @@ test("backward: the upward list reversed, each module run backward", () => {
     { name: "migrate_v1.1.0_b.mjs", direction: "backward" },
     { name: "migrate_v1.1.0_a.mjs", direction: "backward" },
   ]);
+});
+
+test("either direction covers the same modules (what the update agent caches for the migrator)", () => {
+  const m = { migrations: { "(1.0.0, 1.1.0)": ["m1"], "(1.1.0, 1.2.0)": ["m2", "m3"], "(1.0.0, 1.0.5)": ["x"] } };
+  assert.deepEqual(findMigrations("1.0.0", "1.2.0", m).map((p) => p.name), ["m1", "m2", "m3"]);
+  assert.deepEqual(findMigrations("1.2.0", "1.0.0", m).map((p) => p.name), ["m3", "m2", "m1"]);
+  assert.throws(() => findMigrations("1.0.0", "1.3.0", m), /no migration hop from 1\.2\.0/);
 });
 
 test("missing hop: MissingMigration naming where the walk stopped", () => {

@@ -2,7 +2,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { applicableUpdates, chooseUpdate, type ChoiceInput } from "../../src/update/choose.js";
-import { compareVersions } from "../../src/update/version.js";
 import type { Manifest, Update } from "../../src/update/manifest.js";
 
 const NOW = new Date("2030-01-01T00:00:00Z");
@@ -63,11 +62,4 @@ test("a failed version is skipped by latest but taken when locked explicitly", (
   const failed = new Set(["1.2.0"]);
   assert.equal(chooseUpdate(input(updates, { failed }))?.version, "1.1.0");
   assert.equal(chooseUpdate(input(updates, { failed, versionLock: "1.2.0" }))?.version, "1.2.0");
-});
-
-test("version comparison is semver precedence", () => {
-  assert.ok(compareVersions("1.10.0", "1.9.0") > 0);
-  assert.ok(compareVersions("1.0.0-rc.1", "1.0.0") < 0);
-  assert.ok(compareVersions("1.0.0-rc.2", "1.0.0-rc.10") < 0);
-  assert.equal(compareVersions("v1.2.3", "1.2.3"), 0);
 });

@@ -8,7 +8,6 @@ import { join } from "node:path";
 import { Slots, SlotConflict, type Source } from "../../src/update/slots.js";
 import { entryFileName, entryText } from "../../src/boot/entries.js";
 import type { Update } from "../../src/update/manifest.js";
-import { migrationHops } from "../../src/update/agent.js";
 
 const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
 
@@ -101,11 +100,4 @@ test("a used-up trial with a higher generation is a failed trial, sorted last", 
   assert.equal(s.failedTrial()?.version, "1.1.0");
   assert.equal(s.nextToBoot()?.slot, "a");
   assert.throws(() => s.rollbackToInactive(), /no tries left/);
-});
-
-test("migration hops, both directions", () => {
-  const m = { updates: [], migrations: { "(1.0.0, 1.1.0)": ["m1"], "(1.1.0, 1.2.0)": ["m2", "m3"], "(1.0.0, 1.0.5)": ["x"] } };
-  assert.deepEqual(migrationHops(m, "1.0.0", "1.2.0"), ["m1", "m2", "m3"]);
-  assert.deepEqual(migrationHops(m, "1.2.0", "1.0.0"), ["m1", "m2", "m3"]);
-  assert.throws(() => migrationHops(m, "1.0.0", "1.3.0"), /no migration hop from 1.2.0/);
 });
