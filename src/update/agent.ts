@@ -33,7 +33,7 @@ import { MAX_SEED, updatePaths, type Manifest, type Update } from "./manifest.js
 import { applicableUpdates, chooseUpdate } from "./choose.js";
 import { Slots, SlotConflict, usable, verifyFile } from "./slots.js";
 import { TufClient } from "./tuf.js";
-import { httpGet } from "./http.js";
+import { httpGet, type HttpOptions } from "./http.js";
 import { appendBoot, readHealthFailure, readState, writeState, type AgentState, type BootRecord } from "./state.js";
 import { normalizeVersion } from "./version.js";
 import { findMigrations } from "../migrations/find.js";
@@ -316,7 +316,6 @@ export class UpdateAgent {
   private client(): TufClient {
     const s = this.o.settings();
     const u = (s.updates ?? {}) as Record<string, unknown>;
-    const n = (s.network ?? {}) as Record<string, unknown>;
     const meta = u["metadata-base-url"];
     const targets = u["targets-base-url"];
     if (typeof meta !== "string" || !meta) throw new Error("settings.updates.metadata-base-url is not set");
@@ -325,8 +324,14 @@ export class UpdateAgent {
       root: this.o.root,
       metadataBaseUrl: meta,
       targetsBaseUrl: targets,
-      http: { proxy: typeof n["https-proxy"] === "string" ? n["https-proxy"] : undefined, noProxy: Array.isArray(n["no-proxy"]) ? (n["no-proxy"] as string[]) : undefined },
+      http: this.http(),
     });
+  }
+
+  /** settings.network.https-proxy and no-proxy, for every request the agent makes. */
+  private http(): HttpOptions {
+    const n = (this.o.settings().network ?? {}) as Record<string, unknown>;
+    return { proxy: typeof n["https-proxy"] === "string" ? n["https-proxy"] : undefined, noProxy: Array.isArray(n["no-proxy"]) ? (n["no-proxy"] as string[]) : undefined };
   }
 
   private async fetchManifest(tuf: TufClient): Promise<{ manifest: Manifest; bytes: Buffer }> {
@@ -435,7 +440,7 @@ export class UpdateAgent {
     const root = JSON.parse(readFileSync(join(tuf.metadataDir, "root.json"), "utf8")) as { signed: { version: number } };
     const settings = (this.o.settings().updates ?? {}) as Record<string, string>;
     for (let v = 2; v <= root.signed.version; v++) {
-      const res = await httpGet(`${settings["metadata-base-url"]!.replace(/\/+$/, "")}/${v}.root.json`);
+      const res = await httpGet(`${settings["metadata-base-url"]!.replace(/\/+$/, "")}/${v}.root.json`, this.http());
       const chunks: Buffer[] = [];
       let n = 0;
       for await (const c of res as AsyncIterable<Buffer>) {

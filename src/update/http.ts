@@ -1,16 +1,18 @@
-// HTTP(S) GET as a stream, through settings.network.https-proxy unless no-proxy matches. Our own
-// (node:http/https + CONNECT) rather than tuf-js' default fetcher: make-fetch-happen is only a
-// transitive dependency and tuf-js does not pass it a proxy; and the big images must be streamed
-// to the disk, which tuf-js' fetcher (download to a temp file first) cannot do.
+// HTTP(S) GET as a stream, through settings.network.https-proxy unless no-proxy matches.
+// Why our own GET rather than tuf-js' default fetcher (make-fetch-happen): the big images must be
+// streamed straight to the disk, which tuf-js' fetcher (a whole temp file first) cannot do; and
+// tuf-js takes its fetcher from us (ProxyFetcher in tuf.ts), since it passes its own no proxy
+// settings. The proxying itself is TooTallNate's agents: https-proxy-agent (a CONNECT tunnel,
+// TLS end to end) for https targets, http-proxy-agent (absolute-URI requests) for http ones.
 import http, { type IncomingMessage } from "node:http";
 import https from "node:https";
-import { connect as tlsConnect } from "node:tls";
-import type { Socket } from "node:net";
+import { HttpsProxyAgent } from "https-proxy-agent";
+import { HttpProxyAgent } from "http-proxy-agent";
 
 export interface HttpOptions {
   proxy?: string;
   noProxy?: string[];
-  /** Idle timeout: no bytes for this long fails the request. */
+  /** Idle timeout: no bytes for this long fails the request (and no answer from the proxy). */
   timeoutMs?: number;
 }
 
@@ -35,57 +37,48 @@ export function bypassesProxy(host: string, noProxy: string[] = []): boolean {
   });
 }
 
-function tunnel(proxy: URL, target: URL, timeoutMs: number): Promise<Socket> {
-  return new Promise((resolve, reject) => {
-    const port = target.port || "443";
-    const req = (proxy.protocol === "https:" ? https : http).request({
-      host: proxy.hostname,
-      port: proxy.port || (proxy.protocol === "https:" ? 443 : 80),
-      method: "CONNECT",
-      path: `${target.hostname}:${port}`,
-      headers: { host: `${target.hostname}:${port}` },
-    });
-    req.setTimeout(timeoutMs, () => req.destroy(new Error(`proxy ${proxy.host}: no answer after ${timeoutMs} ms`)));
-    req.once("connect", (res, socket) => {
-      if (res.statusCode !== 200) {
-        socket.destroy();
-        return reject(new Error(`proxy ${proxy.host} refused CONNECT ${target.host}: HTTP ${res.statusCode}`));
-      }
-      resolve(socket);
-    });
-    req.once("error", reject);
-    req.end();
-  });
-}
-
 /** GET `url`; resolves with the response once the status is 200, else rejects. */
 export async function httpGet(url: string, o: HttpOptions = {}): Promise<IncomingMessage> {
   const target = new URL(url);
+  const secure = target.protocol === "https:";
   const timeoutMs = o.timeoutMs ?? 60_000;
   const proxy = o.proxy && !bypassesProxy(target.hostname, o.noProxy) ? new URL(/^[a-z]+:\/\//i.test(o.proxy) ? o.proxy : `http://${o.proxy}`) : undefined;
+  // Set when the proxy answers CONNECT with anything but 200: https-proxy-agent then hands node the
+  // proxy's own response, which must not pass for the target's (a 404 would read as "no such file").
+  let refused: string | undefined;
   const res = await new Promise<IncomingMessage>((resolve, reject) => {
-    let req: http.ClientRequest;
-    if (proxy && target.protocol === "http:") {
-      // Plain HTTP through a proxy: the absolute URL as the request target.
-      req = http.request({ host: proxy.hostname, port: proxy.port || 80, path: url, headers: { host: target.host } });
-    } else if (proxy) {
-      req = https.request(url, {
-        createConnection: (_opts, cb) => {
-          tunnel(proxy, target, timeoutMs).then(
-            (s) => cb(null, tlsConnect({ socket: s, servername: target.hostname })),
-            (e: Error) => cb(e, undefined as never),
-          );
-          return undefined as never;
-        },
-      } as https.RequestOptions);
-    } else {
-      req = (target.protocol === "https:" ? https : http).request(url);
-    }
-    req.setTimeout(timeoutMs, () => req.destroy(new Error(`GET ${url}: no data for ${timeoutMs} ms`)));
+    const agent = proxy ? (secure ? new HttpsProxyAgent(proxy) : new HttpProxyAgent(proxy)) : undefined;
+    const req = (secure ? https : http).request(url, { agent });
+    let own: Error | undefined;
+    const fail = (e: Error) => {
+      own = e;
+      req.destroy(e);
+      // Destroyed before it has a socket, a request reports nothing until it gets one.
+      reject(e);
+    };
+    // Until node has a socket (proxy connected, CONNECT answered) the idle timer is not armed yet.
+    const deadline = proxy ? setTimeout(() => fail(new Error(`GET ${url} through proxy ${proxy.host}: no answer from the proxy in ${timeoutMs} ms`)), timeoutMs) : undefined;
+    const settle = () => clearTimeout(deadline);
+    req.once("socket", settle);
+    req.once("close", settle);
+    req.on("proxyConnect", (c: { statusCode: number; statusText?: string }) => {
+      if (c.statusCode !== 200) refused = `proxy ${proxy!.host} refused CONNECT ${target.hostname}:${target.port || 443}: HTTP ${c.statusCode}${c.statusText ? ` ${c.statusText}` : ""}`;
+    });
+    req.setTimeout(timeoutMs, () => fail(new Error(`GET ${url}: no data for ${timeoutMs} ms`)));
     req.once("response", resolve);
-    req.once("error", reject);
+    // `on`, not `once`: a request destroyed early can still report its late socket's error.
+    req.on("error", (e) => {
+      settle();
+      if (refused) reject(new Error(refused));
+      else if (proxy && e !== own) reject(new Error(`GET ${url} through proxy ${proxy.host}: ${e.message}`, { cause: e }));
+      else reject(e);
+    });
     req.end();
   });
+  if (refused) {
+    res.destroy();
+    throw new Error(refused);
+  }
   if (res.statusCode !== 200) {
     res.resume();
     throw new HttpStatusError(url, res.statusCode ?? 0);
