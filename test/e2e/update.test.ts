@@ -1,18 +1,17 @@
 // Signed updates end to end under QEMU: three releases built from one cached package tree and
 // published with `caisson repo`; a host on 1.0.0 updates itself to 1.1.0 (with its migrations),
-// survives a power cut in the middle of writing the update, falls back by itself from a broken
+// survives a power cut in the middle of writing the update and one right after activating it, falls back by itself from a broken
 // 1.2.0 (its migration fails the health gate), and rolls back to 1.0.0 in one command (the
 // backward migrations run). One host, one overlay disk, each boot serving many assertions.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { execFile, spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { packageRoot } from "../../src/fsutil/package-root.js";
 import { launch, stop, instanceClient, type Instance } from "../../src/launch/instances.js";
-import { qmpCommand } from "../../src/launch/qemu.js";
-import { addUpdate, initRepository, readRepository, serveRepository, type ServedRepository } from "../../src/repo/repository.js";
+import { addUpdate, initRepository, readRepository } from "../../src/repo/repository.js";
 import { BOOT_TIMEOUT, consoleOf, json, log, nextBoot, settled, sleep, type BootStatus } from "../helpers/e2e.js";
 
 const ROOT = packageRoot();
@@ -23,7 +22,7 @@ process.env.CAISSON_STATE = STATE;
 const NAME = "e2e-update";
 const REPO = join(STATE, "repo");
 const build = (v: string) => join(WORK, v);
-let served: ServedRepository;
+let server: ChildProcess | undefined;
 let inst: Instance;
 
 interface UpdateStatus {
@@ -36,15 +35,27 @@ interface UpdateStatus {
   most_recent_command: { cmd_type: string; cmd_status: string; stderr: string } | null;
 }
 
-function caisson(args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [CAISSON, ...args], { encoding: "utf8", env: process.env });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+/** `caisson apiclient --name NAME ...`, asynchronously (the test process keeps serving nothing itself). */
+function apiclient(...args: string[]): Promise<string> {
+  return new Promise((resolve, reject) =>
+    execFile(process.execPath, [CAISSON, "apiclient", "--name", NAME, ...args], { env: process.env, maxBuffer: 16 * 2 ** 20 }, (err, stdout, stderr) =>
+      err ? reject(new assert.AssertionError({ message: `apiclient ${args.join(" ")}: ${stderr || err.message}` })) : resolve(stdout),
+    ),
+  );
 }
 
-function apiclient(...args: string[]): string {
-  const r = caisson(["apiclient", "--name", NAME, ...args]);
-  assert.equal(r.status, 0, `apiclient ${args.join(" ")}: ${r.stderr}`);
-  return r.stdout;
+/** `caisson repo serve` in its own process, as an operator runs it; resolves with its port. */
+function serve(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server = spawn(process.execPath, [CAISSON, "repo", "serve", REPO, "--port", "0"], { stdio: ["ignore", "pipe", "inherit"] });
+    let out = "";
+    server.stdout!.on("data", (b: Buffer) => {
+      out += b.toString();
+      const m = /metadata-base-url = "http:\/\/10\.0\.2\.2:(\d+)\/metadata"/.exec(out);
+      if (m) resolve(Number(m[1]));
+    });
+    server.once("exit", (code) => reject(new Error(`caisson repo serve exited (${code}): ${out}`)));
+  });
 }
 
 const c = () => instanceClient(NAME);
@@ -65,8 +76,7 @@ before(async () => {
   // Published as a release train: 1.0.0, then 1.1.0 with two migrations (1.2.0 comes later).
   await addUpdate(REPO, { buildDir: build("1.0.0"), waves: "none" });
   await addUpdate(REPO, { buildDir: build("1.1.0"), waves: "none", migrationsDir: join(ROOT, "examples/migrations") });
-  served = await serveRepository(REPO, 0);
-  const port = new URL(served.metadataUrl).port;
+  const port = await serve();
   const userData = join(STATE, "user-data.toml");
   writeFileSync(
     userData,
@@ -81,14 +91,14 @@ before(async () => {
 
 after(async () => {
   await stop(NAME, 0).catch(() => undefined);
-  await served?.close();
+  server?.kill("SIGTERM");
 });
 
 test("1.0.0 sees 1.1.0 in the signed repository", async () => {
   assert.equal((await os()).version_id, "1.0.0");
   const s = await settled(c());
   assert.equal(s.health.state, "healthy", JSON.stringify(s.health));
-  const status = JSON.parse(apiclient("update", "check")) as UpdateStatus;
+  const status = JSON.parse(await apiclient("update", "check")) as UpdateStatus;
   assert.equal(status.update_state, "Available");
   assert.equal(status.chosen_update?.version, "1.1.0");
   assert.deepEqual(status.available_updates, ["1.1.0", "1.0.0"]);
@@ -107,7 +117,7 @@ test("a power cut while the update is written: slot A still boots, nothing is lo
     assert.ok(Date.now() - t0 < 300_000, "the write never got a quarter of the way");
     await sleep(200);
   }
-  await qmpCommand(join(inst.dir, "qmp.sock"), "quit");
+  await stop(NAME, 0); // QMP quit: the VM stops dead, no shutdown, no flush inside the guest
   log("power cut during the slot write");
   inst = await launch({ image: join(build("1.0.0"), "disk.img"), name: NAME, memoryMiB: 1024, accel: "auto", timeoutMs: BOOT_TIMEOUT, fresh: false, log });
   const s = await settled(c());
@@ -119,10 +129,15 @@ test("a power cut while the update is written: slot A still boots, nothing is lo
   assert.equal((await settingsOf()).motd, "kept across updates");
 });
 
-test("apply + reboot: 1.1.0 boots from slot B, settings kept, its migrations ran", async () => {
+test("apply, then a power cut right after activation: 1.1.0 boots from slot B, settings kept, its migrations ran", async () => {
   const before1 = await settled(c());
-  const out = JSON.parse(apiclient("update", "apply", "--check", "--reboot")) as UpdateStatus;
+  const out = JSON.parse(await apiclient("update", "apply", "--check")) as UpdateStatus;
   assert.equal(out.update_state, "Ready");
+  // No clean reboot: the plug is pulled the moment activate reports done, so the new entry must
+  // already be durable on the ESP for the firmware to find it.
+  await stop(NAME, 0); // QMP quit: the VM stops dead, no shutdown, no flush inside the guest
+  log("power cut right after activate");
+  inst = await launch({ image: join(build("1.0.0"), "disk.img"), name: NAME, memoryMiB: 1024, accel: "auto", timeoutMs: BOOT_TIMEOUT, fresh: false, log });
   const s = await nextBoot(c(), before1["started-at"]);
   assert.equal((await os()).version_id, "1.1.0");
   assert.equal(s.boot.slot, "b");
@@ -157,7 +172,7 @@ test("a broken 1.2.0 (its migration fails the health gate) falls back to 1.1.0 b
   );
   await addUpdate(REPO, { buildDir: build("1.2.0"), waves: "none", migrationsDir: failing });
   const before1 = await settled(c());
-  const out = JSON.parse(apiclient("update", "apply", "--check", "--reboot")) as UpdateStatus;
+  const out = JSON.parse(await apiclient("update", "apply", "--check", "--reboot")) as UpdateStatus;
   assert.equal(out.chosen_update?.version, "1.2.0");
   // 1.2.0 boots on trial from slot A, fails its gate, reboots; systemd-boot then picks slot B again.
   const s = await nextBoot(c(), before1["started-at"], (b) => b.boot.slot === "b");
@@ -167,7 +182,7 @@ test("a broken 1.2.0 (its migration fails the health gate) falls back to 1.1.0 b
   assert.equal(s.health.state, "healthy");
   assert.ok(s.boot.entries?.includes("caisson-a+0-1.conf"), JSON.stringify(s.boot.entries));
   assert.equal((await settingsOf()).motd, "kept across updates", "the failed migration left the data as it was");
-  const status = JSON.parse(apiclient("update", "check")) as UpdateStatus;
+  const status = JSON.parse(await apiclient("update", "check")) as UpdateStatus;
   const failed = status.failed_updates.find((f) => f.version === "1.2.0");
   assert.ok(failed, JSON.stringify(status.failed_updates));
   assert.match(failed.reason, /migration/);
@@ -177,7 +192,7 @@ test("a broken 1.2.0 (its migration fails the health gate) falls back to 1.1.0 b
 
 test("rollback: one command and one reboot take the host to 1.0.0, running the backward migrations", async () => {
   const before1 = await settled(c());
-  apiclient("update", "rollback", "--reboot");
+  await apiclient("update", "rollback", "--reboot");
   const s = await nextBoot(c(), before1["started-at"]);
   assert.equal((await os()).version_id, "1.0.0");
   assert.equal(s.boot.slot, "a");
