@@ -6,7 +6,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFile, spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { packageRoot } from "../../src/fsutil/package-root.js";
@@ -22,6 +22,8 @@ process.env.CAISSON_STATE = STATE;
 const NAME = "e2e-update";
 const REPO = join(STATE, "repo");
 const build = (v: string) => join(WORK, v);
+/** The releases: 1.0.0 as a disk (what the host first boots), the others as slot images. */
+const VERSIONS = [["1.0.0", true], ["1.1.0", false], ["1.2.0", false]] as const;
 let server: ChildProcess | undefined;
 let inst: Instance;
 
@@ -63,16 +65,22 @@ const os = async () => (await json(c(), "GET", "/os")) as Record<string, string>
 const settingsOf = async () => (await json(c(), "GET", "/settings")) as { motd: string; kernel?: { sysctl?: Record<string, string> } };
 
 before(async () => {
-  // Three releases from one cached package tree, each trusting the repository's root.
-  await initRepository(REPO);
-  const trusted = readRepository(REPO).rootJson;
-  for (const [v, disk] of [["1.0.0", true], ["1.1.0", false], ["1.2.0", false]] as const) {
-    if (existsSync(join(build(v), "build.json")) && process.env.CAISSON_E2E_REBUILD === "0") continue;
-    const r = spawnSync(process.execPath, [CAISSON, "build", "--version", v, "--out", build(v), "--boot-tries", "1", "--update-root", trusted, ...(disk ? [] : ["--slot-only"])], {
-      stdio: ["ignore", "inherit", "inherit"],
-    });
-    assert.equal(r.status, 0, `caisson build ${v} failed`);
+  // Three releases from one cached package tree, each trusting the repository's root. The keys and
+  // first metadata are kept beside the builds, so CAISSON_E2E_REBUILD=0 can reuse both.
+  const pristine = join(WORK, "repo-pristine");
+  const reuse = process.env.CAISSON_E2E_REBUILD === "0" && existsSync(pristine) && VERSIONS.every(([v]) => existsSync(join(build(v), "build.json")));
+  if (!reuse) {
+    rmSync(pristine, { recursive: true, force: true });
+    mkdirSync(WORK, { recursive: true });
+    await initRepository(pristine);
+    for (const [v, disk] of VERSIONS) {
+      const r = spawnSync(process.execPath, [CAISSON, "build", "--version", v, "--out", build(v), "--boot-tries", "1", "--update-root", readRepository(pristine).rootJson, ...(disk ? [] : ["--slot-only"])], {
+        stdio: ["ignore", "inherit", "inherit"],
+      });
+      assert.equal(r.status, 0, `caisson build ${v} failed`);
+    }
   }
+  cpSync(pristine, REPO, { recursive: true });
   // Published as a release train: 1.0.0, then 1.1.0 with two migrations (1.2.0 comes later).
   await addUpdate(REPO, { buildDir: build("1.0.0"), waves: "none" });
   await addUpdate(REPO, { buildDir: build("1.1.0"), waves: "none", migrationsDir: join(ROOT, "examples/migrations") });
