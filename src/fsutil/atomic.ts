@@ -50,3 +50,20 @@ export function fsyncDir(dir: string): void {
     closeSync(fd);
   }
 }
+
+/**
+ * rename(2) made durable on every filesystem we write, the ESP's vfat included: after the rename,
+ * fsync the file itself, then its directory. (vfat creates the new directory entry empty and fills
+ * in the file's size and first cluster only when the file's inode is written back: fsyncing just
+ * the directory leaves a zero-length file after a power cut — found by pulling the plug under QEMU.)
+ */
+export function renameDurable(from: string, to: string): void {
+  renameSync(from, to);
+  const fd = openSync(to, "r");
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  fsyncDir(dirname(to));
+}

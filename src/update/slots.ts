@@ -8,12 +8,12 @@
 //   deactivateInactive  remove that entry again
 //   rollbackToInactive  make the other slot's usable entry the default (highest generation)
 // The same code runs on block devices (image) and pre-sized regular files (workstation mode).
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, writeSync } from "node:fs";
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, writeSync } from "node:fs";
 import { open, type FileHandle } from "node:fs/promises";
 import { createHash } from "node:crypto";
 import { basename, join } from "node:path";
 import { entryFileName, entryText, otherSlot, parseEntryName, parseEntryText, type Slot } from "../boot/entries.js";
-import { fsyncDir } from "../fsutil/atomic.js";
+import { fsyncDir, renameDurable } from "../fsutil/atomic.js";
 import { faultPoint } from "../fsutil/faults.js";
 import { updatePaths, type Update } from "./manifest.js";
 
@@ -176,8 +176,7 @@ export class Slots {
       await fh.close();
     }
     await verifyFile(tmp, expected, `${kind} file`);
-    renameSync(tmp, path);
-    fsyncDir(dir);
+    renameDurable(tmp, path);
     faultPoint(`slots:${kind}:after-rename`);
   }
 
@@ -231,7 +230,7 @@ function writeEntry(dir: string, file: string, text: string): void {
     closeSync(fd);
   }
   faultPoint("slots:entry:after-write");
-  renameSync(tmp, join(dir, file));
+  renameDurable(tmp, join(dir, file));
   faultPoint("slots:entry:after-rename");
 }
 
