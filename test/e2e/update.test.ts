@@ -150,7 +150,7 @@ test("apply, then a power cut right after activation: 1.1.0 boots from slot B, s
   assert.equal((await os()).version_id, "1.1.0");
   assert.equal(s.boot.slot, "b");
   assert.equal(s.health.state, "healthy", JSON.stringify(s.health));
-  assert.deepEqual(s.migration?.ran, ["migrate_v1.1.0_add-tcp-keepalive.mjs", "migrate_v1.1.0_motd-1.1.mjs"]);
+  assert.deepEqual(s.migration?.ran, ["migrate_v1.1.0_add-tcp-keepalive.mjs (forward)", "migrate_v1.1.0_motd-1.1.mjs (forward)"]);
   const settings = await settingsOf();
   assert.equal(settings.motd, "kept across updates", "a value the user set survives the motd migration");
   assert.equal(settings.kernel?.sysctl?.["net.ipv4.tcp_keepalive_time"], "600", "the add-tcp-keepalive migration ran");
@@ -207,6 +207,7 @@ test("rollback: one command and one reboot take the host to 1.0.0, running the b
   assert.equal(s.health.state, "healthy", JSON.stringify(s.health));
   assert.equal(s.migration?.state, "done");
   assert.equal(s.migration?.from, "1.1.0");
+  assert.deepEqual(s.migration?.ran, ["migrate_v1.1.0_motd-1.1.mjs (backward)", "migrate_v1.1.0_add-tcp-keepalive.mjs (backward)"]);
   const settings = await settingsOf();
   assert.equal(settings.kernel?.sysctl?.["net.ipv4.tcp_keepalive_time"], undefined, "the backward migration removed what 1.1.0 added");
   assert.equal(settings.motd, "kept across updates");
