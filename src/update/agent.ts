@@ -6,7 +6,9 @@
 //   deactivate  Ready → Staged
 //   rollback    (ours) Idle|Available → back to the version that ran before this one, in one command:
 //               - the other slot's entry is usable (blessed or tries left): it becomes the default
-//                 (generation max+1); nothing is downloaded;
+//                 on trial (generation max+1, the tries of usr/share/caisson/boot.json), so a boot
+//                 that fails its health gate there (e.g. its backward migration) falls back to the
+//                 running slot; systemd-bless-boot makes it permanent. Nothing is downloaded;
 //               - otherwise (the other slot holds no bootable image, e.g. an update that failed its
 //                 trial there) the previous version: the newest boot-history record whose version
 //                 is not the running one and never failed a trial here. It is prepared into the
@@ -17,12 +19,15 @@
 //                 version is never picked. A version the signed manifest no longer lists fails the
 //                 command before the inactive slot is touched;
 //               - neither: 409 "nothing to roll back to".
+// prepare, and rollback when it downloads, are refused (409) while the running boot is still on
+// trial (its entry has a try counter): clearing the inactive slot would delete the only fallback.
 // The boot history (state.json, last BOOT_HISTORY_MAX records, newest last, in the status as
 // boot_history) gets the running version and slot at agent start and before every command when
 // they differ from its last record.
 // Commands run in the background, one at a time (423 while one runs, 409 when the state forbids
 // it); the outcome lands in most_recent_command. The state is re-derived from the disk (ESP
-// entries + state.json) before every command, so a crash or a reboot never leaves it stale.
+// entries + state.json) before and after every command, so a crash, a reboot or a command that
+// failed halfway never leaves it stale.
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import type { JsonObject } from "../settings/keys.js";
@@ -69,9 +74,12 @@ export interface UpdateStatus {
   available_updates: string[];
   chosen_update: Image | null;
   active_partition: { image: Image; next_to_boot: boolean };
+  /** The inactive slot, only while an update is staged there (prepared) or activated (on trial, boots next); else null. */
   staging_partition: { image: Image; next_to_boot: boolean } | null;
   most_recent_command: CommandRecord | null;
+  /** Ours: versions whose boot trial failed on this host, with the reason. */
   failed_updates: { version: string; reason: string; at: string }[];
+  /** Ours: the download of the running prepare or rollback, else null. */
   progress: Progress | null;
   /** Ours: the versions this host booted and their slots, newest last. */
   boot_history: BootRecord[];
@@ -108,6 +116,9 @@ const ALLOWED: Record<CommandType, UpdateState[]> = {
 };
 
 const sameVersion = (a: string, b: string) => normalizeVersion(a) === normalizeVersion(b);
+
+/** Boot tries when the image names none (the default of `caisson build --boot-tries`). */
+const DEFAULT_BOOT_TRIES = 3;
 
 /** How rollback goes back: switch to the other slot's usable entry, or download `version` into it. */
 type RollbackPlan = { kind: "switch" } | { kind: "download"; version: string };
@@ -181,7 +192,10 @@ export class UpdateAgent {
     const active = slots.find((s) => s.active)!;
     const inactive = slots.find((s) => !s.active)!;
     const staged = st.staged && st.staged.slot === inactive.slot ? st.staged.update : undefined;
-    const inactiveImage = staged ? imageOf(staged) : inactive.entry?.version ? { arch: this.arch, variant: this.o.variant, version: inactive.entry.version } : undefined;
+    // Activated without a staged record: a rollback's switch put the entry on trial as the default.
+    const e = inactive.entry;
+    const activated = e?.version && e.triesLeft !== undefined && usable(e) && inactive.nextToBoot ? e.version : undefined;
+    const inactiveImage = staged ? imageOf(staged) : activated ? { arch: this.arch, variant: this.o.variant, version: activated } : undefined;
     return {
       update_state: this.state,
       available_updates: this.available,
@@ -205,15 +219,15 @@ export class UpdateAgent {
     const st = this.persisted();
     let dirty = false;
     const failed = this.slots.failedTrial();
-    if (failed?.version && !st.failed.some((f) => f.version === failed.version)) {
+    if (failed?.version && !st.failed.some((f) => sameVersion(f.version, failed.version!))) {
       const h = readHealthFailure(this.o.root);
-      const checks = h?.version === failed.version ? h.checks.filter((c) => !c.ok).map((c) => `${c.name}: ${c.detail}`) : [];
+      const checks = h && sameVersion(h.version, failed.version) ? h.checks.filter((c) => !c.ok).map((c) => `${c.name}: ${c.detail}`) : [];
       const reason = checks.length
         ? `failed its health gate: ${checks.join("; ")}`
         : `its boot on trial used up ${failed.triesDone ?? "its"} tries without passing the health gate; slot ${this.slots.active()} booted instead`;
       st.failed.push({ version: failed.version, reason, at: this.now().toISOString() });
       this.o.log(`update ${failed.version} ${reason}`);
-      if (st.staged?.update.version === failed.version) st.staged = undefined;
+      if (st.staged && sameVersion(st.staged.update.version, failed.version)) st.staged = undefined;
       dirty = true;
     }
     const inactive = this.slots.inactive();
@@ -224,7 +238,7 @@ export class UpdateAgent {
     if (dirty) writeState(this.o.root, st);
     if (st.staged) {
       const e = this.slots.entryOf(inactive);
-      this.state = e && usable(e) && e.version === st.staged.update.version && this.slots.nextToBoot()?.slot === inactive ? "Ready" : "Staged";
+      this.state = e?.version && usable(e) && sameVersion(e.version, st.staged.update.version) && this.slots.nextToBoot()?.slot === inactive ? "Ready" : "Staged";
     } else if (this.state === "Staged" || this.state === "Ready") {
       this.state = this.chosen ? "Available" : "Idle";
     }
@@ -240,6 +254,7 @@ export class UpdateAgent {
     }
     if (cmd === "prepare" && !this.chosen) throw new AgentError(404, "UpdateDoesNotExist: no update is chosen; refresh first");
     const plan = cmd === "rollback" ? this.planRollback() : undefined;
+    if (cmd === "prepare" || plan?.kind === "download") this.refuseOnTrial();
     this.running = cmd;
     this.recent = { cmd_type: cmd, cmd_status: "Unknown", timestamp: this.now().toISOString(), exit_status: 0, stderr: "" };
     const started = this.recent;
@@ -255,7 +270,34 @@ export class UpdateAgent {
     ).finally(() => {
       this.running = undefined;
       this.progress = null;
+      // A command that failed halfway (a prepare from Staged drops the staged record first).
+      try {
+        this.sync();
+      } catch (e) {
+        this.o.log(`update ${cmd}: the state could not be re-derived from the disk: ${(e as Error).message}`);
+      }
     });
+  }
+
+  /** Writing the inactive slot while the running boot is on trial would delete the only fallback. */
+  private refuseOnTrial(): void {
+    const slot = this.slots.active();
+    const e = this.slots.entryOf(slot);
+    if (e && e.triesLeft !== undefined) {
+      throw new AgentError(409, `DisallowCommand: the running slot ${slot} is still on trial (entry ${e.file}); wait until it is blessed`);
+    }
+  }
+
+  /** The boot tries the image gives a slot on trial: usr/share/caisson/boot.json, written by the build. */
+  private bootTries(): number {
+    const path = join(this.o.root, "usr/share/caisson/boot.json");
+    try {
+      const tries = (JSON.parse(readFileSync(path, "utf8")) as { "boot-tries"?: unknown })["boot-tries"];
+      if (typeof tries === "number" && Number.isInteger(tries) && tries >= 1) return tries;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "ENOENT") this.o.log(`update: ${path}: ${(e as Error).message}; ${DEFAULT_BOOT_TRIES} boot tries`);
+    }
+    return DEFAULT_BOOT_TRIES;
   }
 
   private async run(cmd: CommandType, plan?: RollbackPlan): Promise<void> {
@@ -273,8 +315,8 @@ export class UpdateAgent {
         return;
       case "rollback": {
         if (plan?.kind === "download") return this.rollbackTo(plan.version);
-        const e = this.slots.rollbackToInactive();
-        this.o.log(`rollback: slot ${e.slot} (${e.version ?? "unknown version"}) boots next`);
+        const e = this.slots.rollbackToInactive(this.bootTries());
+        this.o.log(`rollback: slot ${e.slot} (${e.version ?? "unknown version"}) boots next, on trial (${e.file})`);
         this.sync();
         return;
       }
@@ -368,7 +410,7 @@ export class UpdateAgent {
     const chosen = this.chosen!;
     const tuf = this.client();
     const { manifest, bytes } = await this.fetchManifest(tuf);
-    const update = manifest.updates.find((u) => u.version === chosen.version && u.variant === chosen.variant && u.arch === chosen.arch);
+    const update = manifest.updates.find((u) => sameVersion(u.version, chosen.version) && u.variant === chosen.variant && u.arch === chosen.arch);
     if (!update) throw new Error(`update ${chosen.version} is no longer in the signed manifest; refresh again`);
     await this.stage(tuf, manifest, bytes, update, "prepare");
   }
@@ -391,7 +433,6 @@ export class UpdateAgent {
     // From here the inactive slot is being rewritten: first make sure it cannot boot.
     const st = this.persisted();
     if (st.staged) writeState(this.o.root, { ...st, staged: undefined });
-    this.state = this.state === "Ready" ? "Staged" : this.state;
     this.slots.clearInactive();
     faultPoint("prepare:after-clear");
 
@@ -429,7 +470,11 @@ export class UpdateAgent {
     this.state = "Staged";
   }
 
-  /** What the migrator needs after the reboot, verified now and usable offline. */
+  /**
+   * What the migrator needs after the reboot, usable offline: the metadata (the root chain from
+   * the URL the TUF client used), the manifest and the hops' modules. The migrator verifies the
+   * chain and the modules at boot.
+   */
   private async cache(tuf: TufClient, manifestBytes: Buffer, hops: string[]): Promise<void> {
     const cache = join(this.o.root, updatePaths.cache);
     const metaOut = join(cache, "metadata");
@@ -438,9 +483,8 @@ export class UpdateAgent {
     mkdirSync(targetsOut, { recursive: true });
     // The root chain: the migrator starts from the shipped root and needs every signed rotation.
     const root = JSON.parse(readFileSync(join(tuf.metadataDir, "root.json"), "utf8")) as { signed: { version: number } };
-    const settings = (this.o.settings().updates ?? {}) as Record<string, string>;
     for (let v = 2; v <= root.signed.version; v++) {
-      const res = await httpGet(`${settings["metadata-base-url"]!.replace(/\/+$/, "")}/${v}.root.json`, this.http());
+      const res = await httpGet(`${tuf.metadataBaseUrl.replace(/\/+$/, "")}/${v}.root.json`, this.http());
       const chunks: Buffer[] = [];
       let n = 0;
       for await (const c of res as AsyncIterable<Buffer>) {

@@ -6,7 +6,8 @@
 //   writeInactive*      images into its partitions, kernel and initrd into the ESP, all verified
 //   activateInactive    its entry with try counter and the highest generation: next boot tries it
 //   deactivateInactive  remove that entry again
-//   rollbackToInactive  make the other slot's usable entry the default (highest generation)
+//   rollbackToInactive  put the other slot's usable entry on trial with the highest generation: a
+//                       failed health gate on that boot falls back to the slot it came from
 // The same code runs on block devices (image) and pre-sized regular files (workstation mode).
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, writeSync } from "node:fs";
 import { open, type FileHandle } from "node:fs/promises";
@@ -200,8 +201,12 @@ export class Slots {
     this.removeEntries(this.inactive());
   }
 
-  /** Make the other slot the default (its blessed state or counter kept), if it can boot at all. */
-  rollbackToInactive(): SlotEntry {
+  /**
+   * Make the other slot the default, if it can boot at all: its entry goes on trial (`tries`, the
+   * highest generation), so a boot that fails its health gate there (e.g. a backward migration)
+   * falls back to the running slot, whose entry stays; systemd-bless-boot makes it permanent.
+   */
+  rollbackToInactive(tries: number): SlotEntry {
     const all = this.entries();
     const target = this.entryOf(this.inactive(), all);
     if (!target || !usable(target)) {
@@ -211,9 +216,13 @@ export class Slots {
     }
     const generation = Math.max(0, ...all.map((e) => e.generation)) + 1;
     const text = readFileSync(join(this.entriesDir, target.file), "utf8").replace(/^version\s+\S+$/m, `version ${generation}`);
-    writeEntry(this.entriesDir, target.file, text);
+    const triesLeft = Math.max(1, tries);
+    const file = entryFileName({ slot: target.slot, triesLeft });
+    writeEntry(this.entriesDir, file, text);
+    // The old entry (blessed or counted) goes after the new one is in place.
+    for (const e of all.filter((x) => x.slot === target.slot && x.file !== file)) rmSync(join(this.entriesDir, e.file), { force: true });
     fsyncDir(this.entriesDir);
-    return { ...target, generation };
+    return { ...target, file, generation, triesLeft, triesDone: 0 };
   }
 }
 
@@ -271,7 +280,11 @@ async function writeStream(fh: FileHandle, source: Source, limit: number, progre
     parts = [];
     filled = 0;
     await inFlight;
-    inFlight = writeAll(fh, block, at).then(() => progress?.(at + block.length, limit));
+    const p = writeAll(fh, block, at).then(() => progress?.(at + block.length, limit));
+    // Handled now (it may fail while we wait for the next chunk: no unhandled rejection), and
+    // still awaited at the next flush or the end, where its error fails the write.
+    p.catch(() => {});
+    inFlight = p;
   };
   try {
     await source(async (chunk) => {

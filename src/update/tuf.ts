@@ -45,10 +45,13 @@ export interface TargetInfo extends Expected {
 export class TufClient {
   private readonly updater: Updater;
   readonly metadataDir: string;
+  /** The URL the metadata are fetched from (the agent caches the N.root.json chain from it too). */
+  readonly metadataBaseUrl: string;
   private refreshed = false;
 
   constructor(private readonly o: TufOptions) {
     this.metadataDir = join(o.root, updatePaths.metadata);
+    this.metadataBaseUrl = o.metadataBaseUrl;
     mkdirSync(this.metadataDir, { recursive: true });
     const local = join(this.metadataDir, "root.json");
     if (!existsSync(local)) {

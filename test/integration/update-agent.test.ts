@@ -4,7 +4,7 @@
 // version downloaded when the other slot cannot boot) and failed-trial detection.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, readFileSync, readdirSync, renameSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { PassThrough } from "node:stream";
 import { call, tempDir } from "../helpers/host.js";
@@ -189,7 +189,7 @@ test("the choice: waves, ignore-waves, version-lock, a lowered max_version", asy
   }
 });
 
-test("rollback makes the other slot's entry the default; nothing to roll back to is 409", async () => {
+test("rollback puts the other slot's entry on trial as the default; a failed trial falls back; nothing to roll back to is 409", async () => {
   const e = await env();
   try {
     // Slot b has never held anything and 1.0.0 is all this host has run.
@@ -197,16 +197,36 @@ test("rollback makes the other slot's entry the default; nothing to roll back to
     assert.equal(refused.status, 409);
     assert.match(refused.text, /nothing to roll back to: slot b holds no bootable image \(no boot entry\) and no earlier version than the running 1\.0\.0 is known/);
     assert.ok(isZero(e.root, "root-b"));
-    // Running b after an update; a's blessed entry is still there.
-    writeFileSync(join(e.root, "proc/cmdline"), "caisson.slot=b\n");
-    writeFileSync(join(e.root, "efi/loader/entries/caisson-b.conf"), entryText({ slot: "b", generation: 2, title: "x", roothash: "00", fsType: "erofs", extra: ["caisson.version=1.0.0"] }));
-    const s = await run(e, "rollback");
+    // Running 1.1.0 on b after an update; a's blessed 1.0.0 entry is still there.
+    writeFileSync(join(e.root, "proc/cmdline"), "caisson.slot=b caisson.version=1.1.0\n");
+    writeFileSync(join(e.root, "efi/loader/entries/caisson-b.conf"), entryText({ slot: "b", generation: 2, title: "x", roothash: "00", fsType: "erofs", extra: ["caisson.version=1.1.0"] }));
+    // The image's boot tries (usr/share/caisson/boot.json) are the trial's.
+    writeFileSync(join(e.root, "usr/share/caisson/boot.json"), JSON.stringify({ "boot-tries": 1 }));
+    let s = await run(e, "rollback");
     succeeded(s, "rollback");
     assert.equal(s.active_partition.next_to_boot, false);
-    assert.equal(s.staging_partition?.next_to_boot, true);
-    assert.match(readFileSync(join(e.root, "efi/loader/entries/caisson-a.conf"), "utf8"), /^version 3$/m);
+    assert.deepEqual(s.staging_partition, { image: { arch: "x86_64", version: "1.0.0", variant: "dev" }, next_to_boot: true });
+    assert.deepEqual(readdirSync(ENTRIES(e.root)), ["caisson-a+1.conf", "caisson-b.conf"], "a on trial, b blessed: the fallback");
+    assert.match(readFileSync(join(ENTRIES(e.root), "caisson-a+1.conf"), "utf8"), /^version 3$/m);
     assert.ok(readFileSync(join(e.root, "dev/disk/by-partlabel/root-a")).every((b) => b === 0xa5), "a switch downloads nothing");
     assert.ok(!e.t.logs.some((l) => /rollback: .*writing the previous version/.test(l)));
+    // The boot of a fails its health gate (never blessed): the firmware falls back to b by itself.
+    let boot = bootOnce(e.root);
+    assert.deepEqual([boot.slot, boot.counted], ["a", true]);
+    boot = bootOnce(e.root);
+    assert.deepEqual([boot.slot, boot.counted], ["b", false]);
+    // Again from b: refused, a's trial is used up and no other earlier version is known.
+    assert.equal((await call(e.t.socket, "POST", "/actions/rollback-update")).status, 409);
+    // A blessed rollback is permanent.
+    writeFileSync(join(ENTRIES(e.root), "caisson-a.conf"), entryText({ slot: "a", generation: 1, title: "x", roothash: "00", fsType: "erofs", extra: ["caisson.version=1.0.0"] }));
+    rmSync(join(ENTRIES(e.root), "caisson-a+0-1.conf"));
+    s = await run(e, "rollback");
+    succeeded(s, "rollback");
+    boot = bootOnce(e.root);
+    assert.deepEqual([boot.slot, boot.counted], ["a", true]);
+    bless(e, boot);
+    assert.deepEqual(readdirSync(ENTRIES(e.root)), ["caisson-a.conf", "caisson-b.conf"]);
+    assert.equal(bootOnce(e.root).slot, "a", "blessed: a boots from now on");
   } finally {
     await e.close();
   }
@@ -339,6 +359,52 @@ test("rollback to a previous version the repository no longer lists fails before
     assert.match(s.most_recent_command!.stderr, /previous version 0\.9\.0 .* is not in the repository's signed manifest: nothing to roll back to; slot b is untouched/);
     assert.ok(isZero(e.root, "root-b"));
     assert.equal(s.update_state, "Idle");
+  } finally {
+    await e.close();
+  }
+});
+
+test("prepare is refused while the running boot is on trial; once blessed it runs", async () => {
+  const base = tempDir("caisson-update-");
+  const e = await env({ base, repo: await makeRepo(base, ["1.1.0", "1.2.0"]) });
+  try {
+    await setSettings(e.t, { "version-lock": "1.1.0" });
+    succeeded(await run(e, "refresh"), "refresh");
+    succeeded(await run(e, "prepare"), "prepare");
+    succeeded(await run(e, "activate"), "activate");
+    const boot = reboot(e);
+    assert.deepEqual([boot.slot, boot.version, boot.counted], ["b", "1.1.0", true]);
+    await setSettings(e.t, { "version-lock": "latest" });
+    const s = await run(e, "refresh");
+    assert.equal(s.chosen_update?.version, "1.2.0");
+    const r = await call(e.t.socket, "POST", "/actions/prepare-update");
+    assert.equal(r.status, 409);
+    assert.match(r.text, /DisallowCommand: the running slot b is still on trial \(entry caisson-b\+0-1\.conf\); wait until it is blessed/);
+    assert.ok(readdirSync(ENTRIES(e.root)).includes("caisson-a.conf"), "the fallback is untouched");
+    bless(e, boot);
+    succeeded(await run(e, "prepare"), "prepare");
+  } finally {
+    await e.close();
+  }
+});
+
+test("a prepare from Staged that fails midway leaves Available, nothing staged", async () => {
+  const e = await env();
+  try {
+    succeeded(await run(e, "refresh"), "refresh");
+    succeeded(await run(e, "prepare"), "prepare");
+    // The root image in the repository goes bad: the next prepare fails after clearing slot b.
+    const targets = join(e.repo.dir, "repository/targets");
+    const p = join(targets, readdirSync(targets).find((f) => f.endsWith("-root.erofs"))!);
+    const b = readFileSync(p);
+    b[100] = b[100]! ^ 0xff;
+    writeFileSync(p, b);
+    const s = await run(e, "prepare");
+    assert.equal(s.most_recent_command?.cmd_status, "Failed");
+    assert.equal(s.update_state, "Available");
+    assert.deepEqual(s.chosen_update, { arch: "x86_64", version: "1.1.0", variant: "dev" });
+    assert.equal(s.staging_partition, null);
+    assert.equal((await call(e.t.socket, "POST", "/actions/activate-update")).status, 409, "nothing to activate");
   } finally {
     await e.close();
   }

@@ -2,10 +2,11 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, truncateSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Slots, SlotConflict, type Source } from "../../src/update/slots.js";
+import { MIB, Slots, SlotConflict, type Source } from "../../src/update/slots.js";
 import { entryFileName, entryText } from "../../src/boot/entries.js";
 import type { Update } from "../../src/update/manifest.js";
 
@@ -81,16 +82,53 @@ test("refuses an image larger than the partition, more data than signed, a bad h
   await assert.rejects(s.writeInactivePartition("root", chunks(small), { length: 500, sha256: "00".repeat(32) }), /read back sha256/);
 });
 
-test("rollback makes the other usable slot the default; nothing to roll back to is a conflict", () => {
+test("a partition write that fails while the next chunk is awaited fails the write, never the process", { skip: process.getuid?.() !== 0 && "needs root to mount a tmpfs" }, async () => {
+  const root = makeRoot();
+  // root-b: an 8 MiB sparse file on a 256 KiB tmpfs, so the first 4 MiB block write hits ENOSPC.
+  const mnt = mkdtempSync(join(tmpdir(), "caisson-slots-full-"));
+  execFileSync("mount", ["-t", "tmpfs", "-o", "size=256k", "tmpfs", mnt]);
+  const unhandled: unknown[] = [];
+  const onUnhandled = (e: unknown) => void unhandled.push(e);
+  process.on("unhandledRejection", onUnhandled);
+  try {
+    const part = join(mnt, "root-b");
+    writeFileSync(part, "");
+    truncateSync(part, 8 * MIB);
+    const link = join(root, "dev/disk/by-partlabel/root-b");
+    rmSync(link);
+    symlinkSync(part, link);
+    const img = randomBytes(8 * MIB);
+    // Slow network: the block write fails while the source is still delivering the next chunks.
+    const slow: Source = async (sink) => {
+      for (let i = 0; i < img.length; i += MIB) {
+        await new Promise((r) => setTimeout(r, 20));
+        await sink(img.subarray(i, i + MIB));
+      }
+    };
+    await assert.rejects(new Slots(root).writeInactivePartition("root", slow, { length: img.length, sha256: sha(img) }), /ENOSPC/);
+    await new Promise((r) => setTimeout(r, 50));
+    assert.deepEqual(unhandled, [], "no unhandled rejection");
+  } finally {
+    process.off("unhandledRejection", onUnhandled);
+    execFileSync("umount", [mnt]);
+    rmSync(mnt, { recursive: true, force: true });
+  }
+});
+
+test("rollback puts the other usable slot on trial as the default; nothing to roll back to is a conflict", () => {
   const root = makeRoot();
   const s = new Slots(root);
-  assert.throws(() => s.rollbackToInactive(), SlotConflict);
+  assert.throws(() => s.rollbackToInactive(2), SlotConflict);
   writeFileSync(join(root, "efi/loader/entries/caisson-b.conf"), entryText({ slot: "b", generation: 0, title: "Caisson 0.9.0", roothash: "00", fsType: "erofs", extra: ["caisson.version=0.9.0"] }));
   assert.equal(s.nextToBoot()?.slot, "a");
-  const e = s.rollbackToInactive();
+  const e = s.rollbackToInactive(2);
   assert.equal(e.generation, 2);
+  assert.equal(e.file, "caisson-b+2.conf");
   assert.equal(s.nextToBoot()?.slot, "b");
-  assert.ok(existsSync(join(root, "efi/loader/entries/caisson-b.conf")), "blessed state kept");
+  assert.deepEqual(readdirSync(join(root, "efi/loader/entries")), ["caisson-a.conf", "caisson-b+2.conf"], "on trial; slot a's blessed entry is the fallback");
+  const text = readFileSync(join(root, "efi/loader/entries/caisson-b+2.conf"), "utf8");
+  assert.match(text, /^version 2$/m);
+  assert.match(text, /caisson\.version=0\.9\.0/);
 });
 
 test("a used-up trial with a higher generation is a failed trial, sorted last", () => {
@@ -99,5 +137,5 @@ test("a used-up trial with a higher generation is a failed trial, sorted last", 
   writeFileSync(join(root, "efi/loader/entries", entryFileName({ slot: "b", triesLeft: 0, triesDone: 3 })), entryText({ slot: "b", generation: 5, title: "x", roothash: "00", fsType: "erofs", extra: ["caisson.version=1.1.0"] }));
   assert.equal(s.failedTrial()?.version, "1.1.0");
   assert.equal(s.nextToBoot()?.slot, "a");
-  assert.throws(() => s.rollbackToInactive(), /no tries left/);
+  assert.throws(() => s.rollbackToInactive(1), /no tries left/);
 });

@@ -78,7 +78,7 @@ interface UpdateOpts {
 
 export const update: Subcommand = {
   name: "update",
-  description: "check: refresh the list of updates; apply [--check] [--reboot]: download, write and activate the chosen update; cancel: deactivate it; rollback [--reboot]: go back to the version that ran before this one (the other slot if it can boot, else that version downloaded and written into it)",
+  description: "check: refresh the list of updates; apply [--check] [--reboot]: download, write and activate the chosen update; cancel: deactivate it; rollback [--reboot]: go back to the version that ran before this one (the other slot if it can boot, else that version downloaded and written into it), on trial: a boot that fails its health gate falls back to this one",
   define(cmd: Command) {
     cmd
       .argument("<action>", "check | apply | cancel | rollback")
