@@ -1,11 +1,12 @@
 // The data partition grows to fill the disk at first boot (and after the disk is enlarged): the
 // image ships a 1 GiB data partition; a VM's or a server's disk is usually much larger.
 //
-// systemd-repart.service grows the partition per /usr/lib/repart.d/50-data.conf, early in boot.
-// The daemon, at start, grows the mounted ext4 into it (resize2fs, online) and reports the outcome
-// in /boot-status. (Not `x-systemd.growfs` in fstab: /var is mounted in the initrd, whose growfs
-// unit runs before repart and fails there, every boot.) Should repart not have grown the
-// partition, the daemon runs it itself, naming the disk.
+// systemd-repart.service grows the partition per /usr/lib/repart.d/50-data.conf, early in boot
+// (it does on this image: seen in a QEMU boot, it finds the disk beneath the dm-verity root). The
+// daemon, at start, grows the mounted ext4 into it (resize2fs, online) and reports the outcome in
+// /boot-status. (Not `x-systemd.growfs` in fstab: /var is mounted in the initrd, whose growfs
+// unit runs before repart and fails there, every boot.) The fallback: should the partition still
+// stop short of the disk's end, the daemon runs repart itself, naming the disk.
 import { existsSync, readFileSync, realpathSync, statfsSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { execFile } from "node:child_process";
@@ -73,14 +74,16 @@ export async function checkDataPartition(log: (s: string) => void, mountPoint = 
   const grown: string[] = [];
   if (partitionShort(g)) {
     log(`${g.partition} stops short of the end of ${g.disk}: growing it`);
-    // repart, left to find the disk itself, may not see through the dm-verity root: name the disk.
+    // The fallback leaves nothing to repart's own search for the disk: it is named.
     await exec("/usr/bin/systemd-repart", ["--dry-run=no", "--no-pager", "--definitions=/usr/lib/repart.d", g.disk]).catch((e: Error) => {
       // systemd 252 writes the table, then fails to make the kernel re-read a disk in use: partx does that.
       if (!/reread|busy/i.test(e.message)) throw e;
     });
     await exec("/usr/bin/partx", ["--update", "--nr", String(g.number), g.disk]);
-    grown.push("partition");
+    const before = g.sizeSectors;
     g = dataGeometry()!;
+    if (g.sizeSectors > before) grown.push("partition");
+    else log(`${g.partition} did not grow (${before} sectors before and after repart)`);
   }
   // ext4's statfs size excludes its own metadata (a few per cent): allow for it.
   if (filesystemBytes(mountPoint) < g.sizeSectors * 512 * 0.9) {
