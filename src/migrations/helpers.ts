@@ -1,6 +1,7 @@
 // The helper library handed to every migration module (Bottlerocket's common_migrations.rs): a
 // module receives it as an argument, so it needs no imports (it runs from a data: URL, where
-// relative imports could not resolve anyway, and nothing outside the verified bytes is loaded).
+// relative imports could not resolve anyway, so no file besides the verified module is loaded;
+// a data: module can still import node: built-ins).
 //
 // Every function is pure: it returns a new tree and never mutates its input. Keys are settings
 // keys as the API spells them (`settings.kernel.sysctl."vm.max_map_count"`, the `settings.` prefix

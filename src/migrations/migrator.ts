@@ -4,9 +4,9 @@
 // The old data directory is never written: the migrated settings go into a NEW directory
 // `v<to>_<rand>` (built under a dot-temp name, renamed into place, fsynced), and only then is
 // `current` flipped by renaming a fresh symlink over it. A crash at any instant leaves `current`
-// pointing at a whole old or a whole new directory; a failed migration leaves it untouched. Old
-// directories are kept (quick to inspect, or to boot the previous slot against), all but the
-// newest few are removed.
+// pointing at a whole old or a whole new directory; a failed migration leaves it untouched. The
+// newest few old directories are kept for inspection (never booted against: going back to an
+// older version runs the backward migrations into a new directory too); the rest are removed.
 import { existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, renameSync, rmSync, statSync, symlinkSync } from "node:fs";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
