@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 // Set-up for the main job and the tests on a fresh Debian 12 machine: the Debian tools Caisson's
 // image build and QEMU runs need, installed with apt-get when missing (as root), and python-tuf
-// in a venv at .cache/python-tuf (the independent TUF client the repository tests check against).
-// Usage: node scripts/setup.mjs [--only debian|python-tuf]
+// in a venv under the shared cache (CAISSON_CACHE, else ~/.cache/caisson; the independent TUF client the repository tests check against).
+// Usage: node scripts/setup.mjs [--only debian|python-tuf] | --print-python-tuf
 import { spawnSync } from "node:child_process";
 import { existsSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -55,7 +55,9 @@ function aptInstall(pkgs) {
 // securesystemslib's ed25519 verification needs cryptography (its [crypto] extra).
 const PYTHON_TUF = ["tuf==7.0.1", "securesystemslib[crypto]==1.6.0", "cryptography==50.0.2"];
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
-const pythonTufVenv = join(root, ".cache", "python-tuf");
+const cacheBase = process.env.CAISSON_CACHE || join(process.env.XDG_CACHE_HOME || join(process.env.HOME || "/root", ".cache"), "caisson");
+// Keyed by the pins: a change of pins makes a new venv.
+const pythonTufVenv = join(cacheBase, `python-tuf-${PYTHON_TUF.join("_").replace(/[^A-Za-z0-9._-]/g, "-")}`);
 const venvPython = join(pythonTufVenv, "bin", "python");
 const pythonTufReady = () =>
   existsSync(venvPython) &&
@@ -81,6 +83,12 @@ function pythonTuf() {
   return true;
 }
 
+// --print-python-tuf: make sure the venv is ready, then print its python (for the tests).
+if (process.argv.includes("--print-python-tuf")) {
+  const ok = pythonTuf();
+  if (ok) console.log(venvPython);
+  process.exit(ok ? 0 : 1);
+}
 const only = process.argv.includes("--only") ? process.argv[process.argv.indexOf("--only") + 1] : undefined;
 let ok = true;
 if (only === undefined || only === "debian") ok = (missing.size === 0 || aptInstall([...missing])) && ok;

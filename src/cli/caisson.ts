@@ -10,7 +10,7 @@ import { resolve } from "node:path";
 import { buildImage } from "../image/build.js";
 import { launch, listInstances, readInstance, stop, instanceTarget } from "../launch/instances.js";
 import { runApiclient } from "../apiclient/index.js";
-import { packageRoot } from "../fsutil/package-root.js";
+import { packageRoot, sharedCacheDir } from "../fsutil/package-root.js";
 import { repoCommand } from "../repo/cli.js";
 
 const program = new Command("caisson")
@@ -51,7 +51,7 @@ program
   .addOption(new Option("--variant <variant>", "variant").choices([...VARIANTS]).default("dev"))
   .option("--version <semver>", "version of the OS (X.Y.Z)", packageVersion())
   .option("--out <dir>", "output directory (default: out/caisson-<variant>-<version>)")
-  .option("--cache <dir>", "cache of package trees", process.env.CAISSON_CACHE ?? join(packageRoot(), ".cache/image"))
+  .option("--cache <dir>", "cache of package trees", join(sharedCacheDir(), "image"))
   .option("--boot-tries <n>", "boot tries given to a new slot before the bootloader falls back", "3")
   .option("--os-name <name>", "NAME in os-release (rebranding a custom build)", "Caisson")
   .option("--os-id <id>", "ID in os-release", "caisson")

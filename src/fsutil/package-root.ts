@@ -18,3 +18,14 @@ export function packageRoot(): string {
 export function imageDataDir(): string {
   return process.env.CAISSON_DATA_DIR ?? join(packageRoot(), "image");
 }
+
+/**
+ * Caches kept between runs and between clones (package trees, the python-tuf venv), keyed by their
+ * inputs inside: CAISSON_CACHE, else $XDG_CACHE_HOME/caisson, else ~/.cache/caisson. Outside the
+ * checkout, so a fresh clone (CI) reuses what an earlier run on the same machine built.
+ */
+export function sharedCacheDir(): string {
+  if (process.env.CAISSON_CACHE) return process.env.CAISSON_CACHE;
+  const base = process.env.XDG_CACHE_HOME || join(process.env.HOME || "/root", ".cache");
+  return join(base, "caisson");
+}

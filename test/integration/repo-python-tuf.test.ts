@@ -14,14 +14,16 @@ import { addUpdate, initRepository, readRepository, repoPaths, rotateRoot, serve
 import { packageRoot } from "../../src/fsutil/package-root.js";
 
 const run = promisify(execFile);
-const python = join(packageRoot(), ".cache", "python-tuf", "bin", "python");
+let python = "";
 const clientScript = join(packageRoot(), "test", "fixtures", "python_tuf_client.py");
 const quiet = () => {};
 
 before(() => {
-  const ready = () => existsSync(python) && spawnSync(python, ["-c", "import tuf.ngclient"], { stdio: "ignore" }).status === 0;
-  if (!ready()) spawnSync(process.execPath, [join(packageRoot(), "scripts", "setup.mjs"), "--only", "python-tuf"], { stdio: "inherit" });
-  assert.ok(ready(), `python-tuf is not installed in .cache/python-tuf and could not be set up here: run \`npm run setup\``);
+  // The venv lives in the shared cache, keyed by its pins; setup makes it when missing and names it.
+  const r = spawnSync(process.execPath, [join(packageRoot(), "scripts", "setup.mjs"), "--print-python-tuf"], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] });
+  python = r.stdout.trim();
+  const ready = () => python !== "" && existsSync(python) && spawnSync(python, ["-c", "import tuf.ngclient"], { stdio: "ignore" }).status === 0;
+  assert.ok(ready(), `python-tuf could not be set up in the shared cache (exit ${r.status}): run \`npm run setup\``);
 });
 
 async function repoWithTwoVersions() {
