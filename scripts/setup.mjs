@@ -5,8 +5,7 @@
 // Usage: node scripts/setup.mjs [--only debian|python-tuf] | --print-python-tuf
 import { spawnSync } from "node:child_process";
 import { existsSync, rmSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 
 const TOOLS = {
   mmdebstrap: "mmdebstrap",
@@ -54,7 +53,6 @@ function aptInstall(pkgs) {
 // python-tuf, pinned: the reference TUF client (ngclient), for test/integration/repo-python-tuf.test.ts.
 // securesystemslib's ed25519 verification needs cryptography (its [crypto] extra).
 const PYTHON_TUF = ["tuf==7.0.1", "securesystemslib[crypto]==1.6.0", "cryptography==50.0.2"];
-const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const cacheBase = process.env.CAISSON_CACHE || join(process.env.XDG_CACHE_HOME || join(process.env.HOME || "/root", ".cache"), "caisson");
 // Keyed by the pins: a change of pins makes a new venv.
 const pythonTufVenv = join(cacheBase, `python-tuf-${PYTHON_TUF.join("_").replace(/[^A-Za-z0-9._-]/g, "-")}`);

@@ -10,7 +10,7 @@ import { resolve } from "node:path";
 import { buildImage } from "../image/build.js";
 import { launch, listInstances, readInstance, stop, instanceTarget } from "../launch/instances.js";
 import { runApiclient } from "../apiclient/index.js";
-import { packageRoot, sharedCacheDir } from "../fsutil/package-root.js";
+import { sharedCacheDir } from "../fsutil/package-root.js";
 import { repoCommand } from "../repo/cli.js";
 
 const program = new Command("caisson")
