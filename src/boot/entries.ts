@@ -88,3 +88,24 @@ export function parseEntryText(text: string): Record<string, string> {
 }
 
 export const LOADER_CONF = "timeout 0\ndefault caisson-*\nconsole-mode keep\neditor no\n";
+
+/** An entry's name without its boot counter: `caisson-b+0-1.conf` → `caisson-b.conf` (also for `.efi`). */
+export function withoutCounter(file: string): string {
+  return file.replace(/\+\d+(?:-\d+)?(?=\.[^.+]+$)/, "");
+}
+
+/**
+ * Whether this boot is the one systemd-boot counted. `countPath` is LoaderBootCountPath (the
+ * entry file it renamed when it counted a try, e.g. `\loader\entries\caisson-b+0-1.conf`),
+ * `selected` is LoaderEntrySelected (the entry that booted, by the name it had when chosen,
+ * e.g. `caisson-b+1.conf`). systemd-boot 252 sets LoaderBootCountPath only when it counts a
+ * try and never clears it: when a counted entry fails to load, systemd-boot returns to the
+ * firmware, and the firmware runs it again in the same power-on, the variable still names the
+ * failed entry while another one boots. Only a path naming the booted entry means "counted".
+ */
+export function bootCounted(countPath: string | undefined, selected: string | undefined): boolean {
+  if (countPath === undefined || selected === undefined) return false;
+  const counted = countPath.split(/[\\/]/).pop() ?? "";
+  // The booted entry must itself carry a counter, and the counted file must be that entry.
+  return withoutCounter(selected) !== selected && withoutCounter(counted) === withoutCounter(selected);
+}

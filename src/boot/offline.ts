@@ -52,6 +52,18 @@ export async function stageSlot(disk: string, layout: DiskLayout, a: SlotArtifac
   }
 }
 
+/** Replace one file in the ESP, e.g. a slot's kernel with a truncated copy (to prove a failed load falls back). */
+export async function writeEspFile(disk: string, layout: DiskLayout, espPath: string, data: Uint8Array): Promise<void> {
+  const tmp = mkdtempSync(join(tmpdir(), "caisson-esp-"));
+  try {
+    const file = join(tmp, "file");
+    writeFileSync(file, data);
+    await run("mcopy", ["-o", "-i", esp(disk, layout), file, `::${espPath}`], { env: mtoolsEnv() });
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
 /** Flip one byte of a slot's root partition (to prove dm-verity refuses it). */
 export function corruptSlot(disk: string, layout: DiskLayout, slot: Slot, offsetInRoot: number): void {
   const fd = openSync(disk, "r+");

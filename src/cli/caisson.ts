@@ -52,7 +52,10 @@ program
   .option("--version <semver>", "version of the OS (X.Y.Z)", packageVersion())
   .option("--out <dir>", "output directory (default: out/caisson-<variant>-<version>)")
   .option("--cache <dir>", "cache of package trees", join(sharedCacheDir(), "image"))
-  .option("--boot-tries <n>", "boot tries given to a new slot before the bootloader falls back", "3")
+  // One try, as Bottlerocket's signpost gives a new partition set (tries_left=1): a slot whose
+  // kernel fails to load is then spent at once, and the firmware's second run of systemd-boot in
+  // the same power-on boots the other slot instead of stalling at its boot menu.
+  .option("--boot-tries <n>", "boot tries given to a new slot before the bootloader falls back", "1")
   .option("--os-name <name>", "NAME in os-release (rebranding a custom build)", "Caisson")
   .option("--os-id <id>", "ID in os-release", "caisson")
   .option("--home-url <url>", "HOME_URL in os-release")

@@ -2,6 +2,7 @@
 // a slot on trial is blessed (systemd-bless-boot) or its try is used up (reboot).
 import { connect } from "node:net";
 import { existsSync, readFileSync, readdirSync } from "node:fs";
+import { bootCounted } from "../boot/entries.js";
 
 // systemd-boot's loader interface variables (Boot Loader Interface, vendor GUID).
 const LOADER_GUID = "4a67b082-0a4c-41cf-b6c7-440b29bb8c4f";
@@ -10,8 +11,14 @@ export interface BootInfo {
   slot?: string;
   /** The entry systemd-boot started, e.g. caisson-b+2-1.conf. */
   entry?: string;
-  /** true on a boot on trial (its entry has a try counter). */
+  /** true on a boot on trial: systemd-boot counted a try of the entry that booted. */
   counted: boolean;
+  /**
+   * LoaderBootCountPath as systemd-boot left it, when it is set. It may name an entry other than
+   * the one that booted (a counted entry that failed to load earlier in the same power-on): then
+   * `counted` is false and systemd-bless-boot is stopped from blessing it (`bless-check`).
+   */
+  countPath?: string;
   cmdline: string;
   /** The host's identity; it lives on the data partition, so it survives reboots and updates. */
   machineId?: string;
@@ -31,6 +38,7 @@ export function readBootInfo(proc = "/proc", efivars = "/sys/firmware/efi/efivar
   const cmdline = existsSync(`${proc}/cmdline`) ? readFileSync(`${proc}/cmdline`, "utf8").trim() : "";
   const slot = /(?:^|\s)caisson\.slot=([ab])(?:\s|$)/.exec(cmdline)?.[1];
   const entry = efiString("LoaderEntrySelected", efivars);
+  const countPath = efiString("LoaderBootCountPath", efivars);
   const machineId = existsSync("/etc/machine-id") ? readFileSync("/etc/machine-id", "utf8").trim() || undefined : undefined;
   const entriesDir = "/efi/loader/entries";
   const enforce = "/sys/fs/selinux/enforce";
@@ -38,7 +46,8 @@ export function readBootInfo(proc = "/proc", efivars = "/sys/firmware/efi/efivar
   return {
     slot,
     entry,
-    counted: efiString("LoaderBootCountPath", efivars) !== undefined,
+    counted: bootCounted(countPath, entry),
+    ...(countPath !== undefined ? { countPath } : {}),
     cmdline,
     machineId,
     // Read when asked (a getter, so /boot-status serialises it fresh): systemd-bless-boot, the

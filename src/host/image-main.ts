@@ -1,6 +1,7 @@
 // Entry point of the agents in the image (bundled to /usr/lib/caisson/caisson-host.mjs):
 //   daemon   the resident host daemon (systemd: caisson-host.service)
 //   health   the health gate (caisson-health.service, RequiredBy=boot-complete.target): the daemon's verdict
+//   bless-check  ExecCondition of systemd-bless-boot.service: bless only the entry that booted
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import { execFile } from "node:child_process";
 import { fsyncDir } from "../fsutil/atomic.js";
@@ -134,8 +135,27 @@ async function health(): Promise<number> {
   return counted ? 1 : 0;
 }
 
+/**
+ * systemd-bless-boot renames whatever file LoaderBootCountPath names. systemd-boot 252 leaves that
+ * variable naming a counted entry that failed to load (its kernel or initrd unreadable, or refused
+ * under Secure Boot) when the firmware then runs systemd-boot again and another entry boots in the
+ * same power-on: blessing it would make the broken slot the default for good (every later power-on
+ * stalls in the firmware). Exit 0 (bless) only when the variable names the entry that booted; 1
+ * makes systemd skip the blessing (ExecCondition), and the failed entry keeps its spent counter.
+ */
+function blessCheck(): number {
+  const b = readBootInfo();
+  if (b.counted) return 0;
+  console(
+    `CAISSON-BLESS refused: LoaderBootCountPath names ${b.countPath ?? "nothing"} but ${b.entry ?? "no counted entry"} booted ` +
+      `(a counted entry failed to load earlier in this power-on); it keeps its spent try`,
+  );
+  return 1;
+}
+
 const cmd = process.argv[2];
 if (cmd === "daemon") await daemon();
+else if (cmd === "bless-check") process.exitCode = blessCheck();
 else if (cmd === "health") {
   // The unit reboots on failure (FailureAction): only a boot on trial may fail it, whatever happens.
   process.exitCode = await health().catch((e: Error) => {
@@ -145,6 +165,6 @@ else if (cmd === "health") {
   });
 }
 else {
-  process.stderr.write("usage: caisson-host.mjs daemon|health\n");
+  process.stderr.write("usage: caisson-host.mjs daemon|health|bless-check\n");
   process.exitCode = 2;
 }

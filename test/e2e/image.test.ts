@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { packageRoot } from "../../src/fsutil/package-root.js";
 import { launch, stop, instanceClient, readInstance, type Instance } from "../../src/launch/instances.js";
 import { makeInstanceTls } from "../../src/launch/tls.js";
-import { corruptSlot, listEntries, readBuildRecord, stageSlot } from "../../src/boot/offline.js";
+import { corruptSlot, listEntries, readBuildRecord, stageSlot, writeEspFile } from "../../src/boot/offline.js";
 import { BOOT_TIMEOUT, consoleOf, json, log, nextBoot, onSlot, settled, type BootStatus } from "../helpers/e2e.js";
 
 const ROOT = packageRoot();
@@ -207,4 +207,25 @@ test("one flipped byte in a block the trial slot reads at boot: dm-verity resets
   assert.equal(s.boot.slot, "a");
   assert.deepEqual(s.boot.entries, ["caisson-a.conf", "caisson-b+0-1.conf"]);
   await stop("e2e-verity", 0);
+});
+
+test("a trial slot whose kernel fails to load: the firmware runs systemd-boot again, the other slot boots in the same power-on, and the failed entry is not blessed", async () => {
+  const build = readBuildRecord(OUT);
+  // A truncated kernel on the ESP: systemd-boot counts b's try, fails to load it and returns to the
+  // firmware, which runs systemd-boot again (OVMF's PlatformRecovery); b is spent, so a boots.
+  const inst = await bootWithTrialSlot("e2e-noload", (disk) => writeEspFile(disk, build.layout, "/caisson/b/vmlinuz", readFileSync(join(OUT, "vmlinuz")).subarray(0, 4096)), []);
+  const c = instanceClient("e2e-noload");
+  const s = await onSlot(c, "a");
+  assert.equal(s.health.state, "healthy", JSON.stringify(s.health));
+  // systemd-boot left LoaderBootCountPath naming b's spent entry: the reproduction of the defect.
+  const b = s.boot as BootStatus["boot"] & { countPath?: string };
+  assert.match(b.countPath ?? "", /caisson-b\+0-1\.conf$/, "systemd-boot counted b's try in this power-on");
+  assert.equal(b.counted, false, "the boot of a (blessed) is not a counted boot");
+  // systemd-bless-boot runs after boot-complete.target; its condition refuses to bless b.
+  const t0 = Date.now();
+  while (!/CAISSON-BLESS refused/.test(consoleOf(inst)) && Date.now() - t0 < 120_000) await new Promise((r) => setTimeout(r, 2000));
+  assert.match(consoleOf(inst), /CAISSON-BLESS refused: LoaderBootCountPath names \S*caisson-b\+0-1\.conf but caisson-a\.conf booted/);
+  const after1 = (await json(c, "GET", "/boot-status")) as BootStatus;
+  assert.deepEqual(after1.boot.entries, ["caisson-a.conf", "caisson-b+0-1.conf"], "b keeps its spent counter, so no later power-on picks it");
+  await stop("e2e-noload", 0);
 });
