@@ -20,7 +20,8 @@ import { parseWavePolicy, rfc3339, wavesFromPolicy, type WavePolicy } from "../u
 import { writeFileAtomic } from "../fsutil/atomic.js";
 import { generateKey, loadKey, retireKey, saveKey, signer, tufKey, type StoredKey } from "./keys.js";
 import { assertSemver, compareVersions, maxVersion } from "../update/version.js";
-import { publishBytes, publishFile, stderrProgress, type ProgressSink } from "./targets.js";
+import { checkTargetName, publishBytes, publishFile, stderrProgress, type ProgressSink } from "./targets.js";
+import { acquirePidLock, LockedError } from "../fsutil/pidfile.js";
 import { namedWavePolicy, WAVE_POLICY_NAMES, type WavePolicyName } from "./policies.js";
 
 export { serveRepository, type ServedRepository } from "./serve.js";
@@ -180,18 +181,33 @@ function publishMetadata(dir: string, st: State, now: Date, expires: Record<Role
   return { root: st.root, targets, snapshot, timestamp };
 }
 
-/** One writer at a time: a lock file beside the repository, removed when done. */
+/**
+ * One writer at a time: a lock file beside the repository naming its holder, removed when done. A
+ * lock left by a killed run (its process is gone) is taken over, and that run's half-copied
+ * targets (`.incoming-*`, `*.tmp-<pid>`) are removed: while the lock is held no other writer has any.
+ */
 async function withLock<T>(dir: string, fn: () => Promise<T> | T): Promise<T> {
   const lock = join(dir, ".lock");
+  let release: () => void;
   try {
-    writeFileSync(lock, String(process.pid), { flag: "wx" });
-  } catch {
-    throw new Error(`${dir} is locked by another \`caisson repo\` (${lock}, pid ${readFileSync(lock, "utf8").trim() || "?"}); remove the file if that process is gone`);
+    release = acquirePidLock(lock);
+  } catch (e) {
+    if (e instanceof LockedError) throw new Error(`${dir} is locked by another \`caisson repo\` (${lock}, pid ${e.pid}, still running)`);
+    throw e;
   }
   try {
+    removeIncomingDebris(repoPaths(dir).targets);
     return await fn();
   } finally {
-    rmSync(lock, { force: true });
+    release();
+  }
+}
+
+/** Temporary files of target publishing (src/repo/targets.ts) left by a killed run. */
+function removeIncomingDebris(targetsDir: string): void {
+  if (!existsSync(targetsDir)) return;
+  for (const f of readdirSync(targetsDir)) {
+    if (f.startsWith(".incoming-") || /\.tmp-\d+$/.test(f)) rmSync(join(targetsDir, f), { force: true });
   }
 }
 
@@ -398,6 +414,11 @@ export async function addUpdate(dir: string, o: AddUpdateOptions): Promise<AddUp
       throw new Error(`migrations given but no lower version of ${variant} is published to migrate from; pass --from`);
     }
 
+    // Every name checked before anything is copied: a bad migration file name fails the run
+    // before the images (hundreds of MB) are copied into the repository.
+    const migrationNames = migrationFiles.map((file) => targetName.migration(version, basename(file, ".mjs")));
+    for (const name of migrationNames) checkTargetName(name);
+
     // Copy the slot files (the long part) before touching any metadata.
     const published = [];
     const images = {} as UpdateImages;
@@ -406,11 +427,8 @@ export async function addUpdate(dir: string, o: AddUpdateOptions): Promise<AddUp
       images[part] = name;
       published.push(await publishFile(repoPaths(dir).targets, name, join(resolve(o.buildDir), build.files[BUILD_FILES[part]]!.path), progress));
     }
-    const migrationNames: string[] = [];
-    for (const file of migrationFiles) {
-      const name = targetName.migration(version, basename(file, ".mjs"));
-      migrationNames.push(name);
-      published.push(await publishFile(repoPaths(dir).targets, name, file, progress));
+    for (const [i, file] of migrationFiles.entries()) {
+      published.push(await publishFile(repoPaths(dir).targets, migrationNames[i]!, file, progress));
     }
 
     // Bottlerocket's add_update: max_version defaults to the highest of the new version and the

@@ -4,6 +4,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { request } from "node:http";
+import { spawn, spawnSync } from "node:child_process";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Updater } from "tuf-js";
@@ -249,6 +250,47 @@ test("errors are clear", async () => {
   await assert.rejects(initRepository(join(work, "r2"), { rootKeys: 2, rootThreshold: 3 }), /threshold must be an integer in 1\.\.2/);
   // Nothing above changed the published repository.
   assert.equal(readRepository(dir).roles.targets.version, 3);
+});
+
+/** The pid of a process that has exited (spawned and reaped here). */
+function deadPid(): number {
+  const r = spawnSync(process.execPath, ["-e", "process.stdout.write(String(process.pid))"], { encoding: "utf8" });
+  return Number(r.stdout);
+}
+
+test("a lock left by a killed run does not block later runs, and its half-copied targets are removed", async () => {
+  const { work, dir } = await twoVersions();
+  const targets = repoPaths(dir).targets;
+  const dead = deadPid();
+  writeFileSync(join(dir, ".lock"), `${dead}\n`);
+  writeFileSync(join(targets, `.incoming-${dead}-0a1b2c3d`), "half an image");
+  writeFileSync(join(targets, `${"0".repeat(64)}.manifest.json.tmp-${dead}`), "{");
+  fakeBuild(join(work, "b3"), { version: "1.2.0" });
+  await addUpdate(dir, { buildDir: join(work, "b3"), now: T0, progress: quiet });
+  assert.ok(!existsSync(join(dir, ".lock")), "the lock is released");
+  assert.deepEqual(readdirSync(targets).filter((f) => f.startsWith(".") || f.includes(".tmp-")), [], "no debris left in targets/");
+  assert.equal(readRepository(dir).manifest.updates.length, 3);
+
+  // A lock held by a live process still refuses.
+  const holder = spawn(process.execPath, ["-e", "setTimeout(() => {}, 30000)"], { stdio: "ignore" });
+  try {
+    writeFileSync(join(dir, ".lock"), `${holder.pid}\n`);
+    await assert.rejects(setMaxVersion(dir, { variant: "dev", maxVersion: "1.2.0" }), new RegExp(`locked by another \`caisson repo\`.*pid ${holder.pid}, still running`));
+    assert.ok(existsSync(join(dir, ".lock")), "a live holder's lock is left alone");
+  } finally {
+    holder.kill("SIGKILL");
+  }
+});
+
+test("a bad migration file name fails add before anything is copied", async () => {
+  const { work, dir } = await twoVersions();
+  const before = readdirSync(repoPaths(dir).targets).sort();
+  fakeBuild(join(work, "b3"), { version: "1.2.0" });
+  const mig = join(work, "bad-migrations");
+  mkdirSync(mig);
+  writeFileSync(join(mig, "bad name!.mjs"), "export const forward = (s) => s;\n");
+  await assert.rejects(addUpdate(dir, { buildDir: join(work, "b3"), migrationsDir: mig, now: T0, progress: quiet }), /target name "migrate_v1\.2\.0_bad name!\.mjs" must be a plain file name/);
+  assert.deepEqual(readdirSync(repoPaths(dir).targets).sort(), before, "no image was copied into targets/");
 });
 
 function get(url: string, method = "GET"): Promise<{ status: number; length: string | undefined; body: string }> {
