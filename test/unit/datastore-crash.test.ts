@@ -4,6 +4,9 @@
 //
 // 1. At every fault point (CAISSON_FAULT): the worker kills itself at exactly that instant.
 // 2. At random instants: a worker commits full trees A and B in a loop and the parent kills it.
+//
+// Nothing here waits without a deadline: a worker that does not die where it should (a fault point
+// never reached, a loop that never starts) fails its case, saying which fault point and step.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
@@ -18,6 +21,32 @@ import { CRASH_TX, SYSCTL_KEYS, tree } from "../fixtures/datastore-trees.js";
 
 const WORKER = fileURLToPath(new URL("../fixtures/datastore-worker.js", import.meta.url));
 const OTHER_TX = "bystander";
+// How long one `once` worker may take, and a looping worker to say it is ready.
+const WORKER_DEADLINE_MS = 15_000;
+// The worker's exit code when CAISSON_FAULT is set but it finished alive (test/fixtures/datastore-worker.ts).
+const FAULT_NOT_REACHED = 3;
+
+interface OnceRun {
+  status: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+  /** The last step the worker announced ("open", "patch", "commit"). */
+  step: string;
+}
+
+/** Run `worker once <base> new` with CAISSON_FAULT = fault (or unset); fails if it outlives the deadline. */
+function runOnce(base: string, fault: string | undefined): OnceRun {
+  const env = { ...process.env };
+  delete env.CAISSON_FAULT;
+  if (fault !== undefined) env.CAISSON_FAULT = fault;
+  const r = spawnSync(process.execPath, [WORKER, "once", base, "new"], { env, encoding: "utf8", timeout: WORKER_DEADLINE_MS, killSignal: "SIGKILL" });
+  const step = [...(r.stderr ?? "").matchAll(/^step: (\S+)$/gm)].at(-1)?.[1] ?? "none";
+  if (r.error) {
+    assert.fail(`worker (fault point ${fault ?? "none"}) did not finish within ${WORKER_DEADLINE_MS} ms, last step '${step}': ${r.error.message}; stderr: ${r.stderr}`);
+  }
+  return { status: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr, step };
+}
 
 function tempBase(): string {
   return mkdtempSync(join(tmpdir(), "caisson-crash-"));
@@ -45,23 +74,24 @@ function pendingFiles(store: Datastore): string[] {
 // What the design promises for a kill at each point of `patch(CRASH_TX, NEW); commit(CRASH_TX)`:
 //   live    - "old" or "new"
 //   pending - the state of CRASH_TX after reopen: "absent" or "full" (exactly the patched tree)
-const FAULTS: { point: string; live: "old" | "new"; pending: "absent" | "full" }[] = [
+//   step    - the worker's step the point belongs to
+const FAULTS: { point: string; step: "patch" | "commit"; live: "old" | "new"; pending: "absent" | "full" }[] = [
   // The pending file is written by temp file + rename (not fsynced): before the rename only a temp
   // file exists, which open() removes; after it the whole patch is pending.
-  { point: "pending:after-write", live: "old", pending: "absent" },
-  { point: "pending:after-fsync", live: "old", pending: "absent" },
-  { point: "pending:after-rename", live: "old", pending: "full" },
-  { point: "pending:after-dir-fsync", live: "old", pending: "full" },
+  { point: "pending:after-write", step: "patch", live: "old", pending: "absent" },
+  { point: "pending:after-fsync", step: "patch", live: "old", pending: "absent" },
+  { point: "pending:after-rename", step: "patch", live: "old", pending: "full" },
+  { point: "pending:after-dir-fsync", step: "patch", live: "old", pending: "full" },
   // live.json is replaced by rename: before it, the old live and the untouched pending tx remain;
   // after it, the new live holds the tx's id as last-commit and open() drops the consumed tx.
-  { point: "commit:after-write", live: "old", pending: "full" },
-  { point: "commit:after-fsync", live: "old", pending: "full" },
-  { point: "commit:after-rename", live: "new", pending: "absent" },
-  { point: "commit:after-dir-fsync", live: "new", pending: "absent" },
-  { point: "commit:after-unlink", live: "new", pending: "absent" },
+  { point: "commit:after-write", step: "commit", live: "old", pending: "full" },
+  { point: "commit:after-fsync", step: "commit", live: "old", pending: "full" },
+  { point: "commit:after-rename", step: "commit", live: "new", pending: "absent" },
+  { point: "commit:after-dir-fsync", step: "commit", live: "new", pending: "absent" },
+  { point: "commit:after-unlink", step: "commit", live: "new", pending: "absent" },
 ];
 
-test("kill -9 at every fault point of a commit leaves the store wholly old or wholly new", async (t) => {
+test("kill -9 at every fault point of a commit leaves the store wholly old or wholly new", { timeout: 5 * 60_000 }, async (t) => {
   const OLD = tree("old");
   const NEW = tree("new");
   for (const f of FAULTS) {
@@ -69,13 +99,11 @@ test("kill -9 at every fault point of a commit leaves the store wholly old or wh
       const base = tempBase();
       try {
         seedStore(base, "old");
-        const r = spawnSync(process.execPath, [WORKER, "once", base, "new"], {
-          env: { ...process.env, CAISSON_FAULT: f.point },
-          encoding: "utf8",
-          timeout: 15_000,
-        });
+        const r = runOnce(base, f.point);
         // The fault point must exist and be reached: otherwise this case proves nothing.
-        assert.equal(r.signal, "SIGKILL", `worker was not killed at ${f.point}: status ${r.status}, stderr: ${r.stderr}`);
+        assert.notEqual(r.status, FAULT_NOT_REACHED, `fault point ${f.point} was never reached (step ${f.step}): ${r.stderr}`);
+        assert.equal(r.signal, "SIGKILL", `worker was not killed at fault point ${f.point}: exit ${r.status} after step '${r.step}', stderr: ${r.stderr}`);
+        assert.equal(r.step, f.step, `fault point ${f.point} was hit in step '${r.step}', not '${f.step}'`);
         assert.equal(r.stdout, "", "the worker died before finishing its commit");
 
         const store = Datastore.open(base, "1");
@@ -109,14 +137,25 @@ test("kill -9 at every fault point of a commit leaves the store wholly old or wh
     const base = tempBase();
     try {
       seedStore(base, "old");
-      const env = { ...process.env };
-      delete env.CAISSON_FAULT;
-      const r = spawnSync(process.execPath, [WORKER, "once", base, "new"], { env, encoding: "utf8", timeout: 15_000 });
+      const r = runOnce(base, undefined);
       assert.equal(r.status, 0, r.stderr);
+      assert.equal(r.step, "commit");
       assert.equal(r.stdout, `committed ${SYSCTL_KEYS + 2}\n`);
       const store = Datastore.open(base, "1");
       assert.deepEqual(store.liveSettings(), NEW);
       assert.deepEqual(store.transactions(), [OTHER_TX]);
+    } finally {
+      rmSync(base, { recursive: true, force: true });
+    }
+  });
+
+  await t.test("control: a fault point that is never reached ends the worker and says so", () => {
+    const base = tempBase();
+    try {
+      seedStore(base, "old");
+      const r = runOnce(base, "commit:no-such-point");
+      assert.equal(r.status, FAULT_NOT_REACHED, r.stderr);
+      assert.match(r.stderr, /fault point 'commit:no-such-point' never reached \(last step 'commit'\); passed: pending:after-write, .*commit:after-unlink/);
     } finally {
       rmSync(base, { recursive: true, force: true });
     }
@@ -127,9 +166,15 @@ interface Exit {
   code: number | null;
   signal: NodeJS.Signals | null;
   stderr: string;
+  /** Whether the worker reported ready (and so was killed by the parent, if at all). */
+  ready: boolean;
 }
 
-/** Start a looping committer, SIGKILL it `delayMs` after it reports ready. */
+/**
+ * Start a looping committer, SIGKILL it `delayMs` after it reports ready. A worker that does not
+ * report ready within the deadline is killed too, but resolves with ready false: the caller must
+ * not count that kill as one of its own. Rejects if the worker is not gone soon after either kill.
+ */
 function killLoopingWorker(base: string, delayMs: number): Promise<Exit> {
   return new Promise((resolve, reject) => {
     const env = { ...process.env };
@@ -137,25 +182,32 @@ function killLoopingWorker(base: string, delayMs: number): Promise<Exit> {
     const child = spawn(process.execPath, [WORKER, "loop", base, "a", "b"], { env, stdio: ["ignore", "pipe", "pipe"] });
     let stdout = "";
     let stderr = "";
-    let armed = false;
-    const guard = setTimeout(() => child.kill("SIGKILL"), 10_000);
+    let ready = false;
+    const timers: NodeJS.Timeout[] = [];
+    const after = (ms: number, f: () => void) => timers.push(setTimeout(f, ms));
+    const stuck = (what: string) => () => {
+      child.kill("SIGKILL");
+      reject(new Error(`looping worker ${what}; stderr: ${stderr}`));
+    };
+    after(WORKER_DEADLINE_MS, () => child.kill("SIGKILL"));
+    after(WORKER_DEADLINE_MS + delayMs + 5_000, stuck("still not gone after SIGKILL"));
     child.stdout.setEncoding("utf8").on("data", (d: string) => {
       stdout += d;
-      if (!armed && stdout.includes("ready\n")) {
-        armed = true;
-        setTimeout(() => child.kill("SIGKILL"), delayMs);
+      if (!ready && stdout.includes("ready\n")) {
+        ready = true;
+        after(delayMs, () => child.kill("SIGKILL"));
       }
     });
     child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
     child.on("error", reject);
     child.on("close", (code, signal) => {
-      clearTimeout(guard);
-      resolve({ code, signal, stderr });
+      timers.forEach(clearTimeout);
+      resolve({ code, signal, stderr, ready });
     });
   });
 }
 
-test("kill -9 at random instants of a commit loop leaves live exactly one committed tree", async (t) => {
+test("kill -9 at random instants of a commit loop leaves live exactly one committed tree", { timeout: 5 * 60_000 }, async (t) => {
   const INIT = tree("init");
   const A = tree("a");
   const B = tree("b");
@@ -173,6 +225,7 @@ test("kill -9 at random instants of a commit loop leaves live exactly one commit
       // Most kills land within the first commits; some later, after many whole commits.
       const delay = i % 5 === 0 ? 0 : Math.floor(Math.random() * (i % 3 === 0 ? 200 : 40));
       const exit = await killLoopingWorker(base, delay);
+      assert.ok(exit.ready, `iteration ${i}: worker did not report ready within ${WORKER_DEADLINE_MS} ms (exit ${exit.code ?? exit.signal}): ${exit.stderr}`);
       assert.equal(exit.signal, "SIGKILL", `iteration ${i}: worker exited on its own (${exit.code}): ${exit.stderr}`);
 
       const store = Datastore.open(base, "1");
