@@ -2,7 +2,7 @@
 // bad input. Runs the production Host and API server on a real Unix socket.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync, statSync, existsSync } from "node:fs";
+import { readFileSync, statSync, existsSync, writeFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { call, startHost, type TestHost } from "../helpers/host.js";
 
@@ -155,9 +155,41 @@ test("dry run shows the diff and restarts, and changes nothing", async () => {
 });
 
 test("POST /tx/apply re-renders files", async () => {
-  const r = await api("POST", "/tx/apply");
-  assert.equal(r.status, 204);
-  assert.equal((await api("POST", "/tx/apply?keys=settings.motd")).status, 204);
+  type Applied = { keys: string[] | "all"; files: string[]; "restart-units": string[] };
+  const lastApply = async () => ((await api("GET", "/applier/history")).json() as Applied[])[0];
+  const motdPath = join(h.root, "etc/motd");
+  const chrony = join(h.root, "etc/chrony/chrony.conf");
+  // Bring every file in line with the live settings (earlier tests commit without applying).
+  assert.equal((await api("POST", "/tx/apply")).status, 204);
+  const motd = readFileSync(motdPath, "utf8");
+  const chronyConf = readFileSync(chrony, "utf8");
+  assert.match(motd, /\S/, "motd rendered at start");
+  writeFileSync(motdPath, "tampered\n");
+  rmSync(chrony);
+  h.restarts.restarted.length = 0;
+
+  // keys=: only the files of those keys are rendered again.
+  const one = await api("POST", "/tx/apply?keys=settings.motd");
+  assert.equal(one.status, 204, one.text);
+  assert.equal(readFileSync(motdPath, "utf8"), motd, "motd rendered again from the live settings");
+  assert.equal(existsSync(chrony), false, "a file of another key is left alone");
+  const first = (await lastApply())!;
+  assert.deepEqual([first.keys, first.files, first["restart-units"]], [["settings.motd"], ["/etc/motd"], []], "the applier history lists the file");
+
+  // All: whatever differs from its rendering is rewritten, and only its services restarted.
+  const all = await api("POST", "/tx/apply");
+  assert.equal(all.status, 204, all.text);
+  assert.equal(readFileSync(chrony, "utf8"), chronyConf, "chrony.conf rendered again");
+  assert.equal(readFileSync(motdPath, "utf8"), motd);
+  const last = (await lastApply())!;
+  assert.equal(last.keys, "all");
+  assert.deepEqual(last.files, ["/etc/chrony/chrony.conf"], "only the file that differed is rewritten");
+  assert.deepEqual(h.restarts.restarted, [["chrony.service"]]);
+
+  // Nothing differs: nothing written, nothing restarted.
+  assert.equal((await api("POST", "/tx/apply")).status, 204);
+  assert.deepEqual((await lastApply())!.files, []);
+  assert.deepEqual(h.restarts.restarted, [["chrony.service"]]);
 });
 
 test("metadata: affected services, generators, templates; services and configuration files", async () => {
