@@ -2,6 +2,7 @@
 // JSON lets clients show the offending key and what was expected).
 import { KeyError } from "../settings/keys.js";
 import { SettingsError } from "../settings/model.js";
+import { LimitError } from "../settings/limits.js";
 import { DatastoreError, NothingPendingError } from "../datastore/store.js";
 
 export class ApiError extends Error {
@@ -17,6 +18,7 @@ export class ApiError extends Error {
 export function toApiError(e: unknown): ApiError {
   if (e instanceof ApiError) return e;
   if (e instanceof SettingsError) return new ApiError(400, e.message, { key: e.key, expected: e.expected });
+  if (e instanceof LimitError) return new ApiError(e.status, e.message, { limit: e.limit, key: e.key });
   if (e instanceof KeyError) return new ApiError(400, e.message, { key: e.key });
   if (e instanceof NothingPendingError) return new ApiError(422, e.message);
   if (e instanceof DatastoreError) return new ApiError(400, e.message);

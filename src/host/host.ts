@@ -11,6 +11,7 @@ import type { ServiceManager } from "../applier/service-manager.js";
 import { changedKeys, deepMerge, getPath, leafPaths, parseSettingsKey, setPath, splitKeyPair, type Json, type JsonObject } from "../settings/keys.js";
 import { coerceKeypairValue, defaultsFor, generatorsFor, redactSettings, validateSettings } from "../settings/model.js";
 import { generators } from "../settings/generators.js";
+import { checkSettingsSize } from "../settings/limits.js";
 import type { Variant } from "../settings/schema.js";
 import { parseUserData, UserDataError, type UserDataSource } from "../userdata/userdata.js";
 import { writeFileAtomic } from "../fsutil/atomic.js";
@@ -217,7 +218,14 @@ export class Host {
           const se = e as Error & { key?: string };
           throw new UserDataError(`user data from ${src.name}: ${se.message}`, src.name, undefined, undefined, se.key);
         }
-        merged = deepMerge(merged, settings);
+        const next = deepMerge(merged, settings);
+        // Each source is within the limits (parseUserData); together they must be too.
+        try {
+          checkSettingsSize(next, `user data from ${src.name} merged with the sources before it`);
+        } catch (e) {
+          throw new UserDataError((e as Error).message, src.name);
+        }
+        merged = next;
         sources.push(src.name);
       } catch (e) {
         const ue = e instanceof UserDataError ? e : new UserDataError(`user data from ${src.name}: ${(e as Error).message}`, src.name);
@@ -320,7 +328,11 @@ export class Host {
   patch(tx: string, patch: JsonObject): void {
     checkTxName(tx);
     if (Object.keys(patch).length === 0) throw new ApiError(400, "nothing to set: the settings object is empty");
+    // Size and depth first: validation walks the tree and previews bad values with JSON.stringify.
+    checkSettingsSize(patch, "the settings to set");
     validateSettings(this.o.variant, patch);
+    // Repeated PATCHes must not grow a transaction past the limit either.
+    checkSettingsSize(deepMerge(this.store.pendingSettings(tx), patch), `transaction '${tx}' with these settings`);
     this.store.patch(tx, patch);
   }
 
@@ -356,6 +368,7 @@ export class Host {
 
   private commitNow(tx: string): string[] {
     checkTxName(tx);
+    this.checkCommitSize(tx);
     const changed = this.store.commit(tx);
     this.liveJson = undefined;
     this.o.log(`committed transaction '${tx}': ${changed.join(", ") || "no value changed"}`);
@@ -367,6 +380,12 @@ export class Host {
       }
     }
     return changed;
+  }
+
+  /** Live settings merged with a transaction must stay within the limits of a settings tree. */
+  private checkCommitSize(tx: string): void {
+    const pending = this.store.pendingSettings(tx);
+    if (Object.keys(pending).length) checkSettingsSize(deepMerge(this.store.liveSettings(), pending), `live settings with transaction '${tx}'`);
   }
 
   apply(keys: string[] | "all"): Promise<ApplyPlan> {
@@ -402,6 +421,7 @@ export class Host {
     checkTxName(tx);
     const pending = this.store.pendingSettings(tx);
     if (Object.keys(pending).length === 0) throw new ApiError(422, `transaction '${tx}' has no pending settings to commit`);
+    this.checkCommitSize(tx);
     const live = this.store.liveSettings();
     const next = deepMerge(live, pending);
     const changed = changedKeys(live, next);

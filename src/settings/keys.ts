@@ -101,37 +101,69 @@ export function setPath(tree: JsonObject, path: readonly string[], value: Json):
   return { ...tree, [head]: rest.length === 0 ? value : setPath(isObject(child) ? child : {}, rest, value) };
 }
 
+// The walks below are iterative (explicit stacks): trees come from users, and although every entry
+// point bounds their depth (src/settings/limits.ts), a walk must not be what overflows the stack.
+
 /** Deep merge: objects merge key by key, anything else in `patch` replaces what `base` had. */
 export function deepMerge(base: JsonObject, patch: JsonObject): JsonObject {
   const out: JsonObject = { ...base };
-  for (const [k, v] of Object.entries(patch)) {
-    const b = Object.hasOwn(out, k) ? out[k] : undefined;
-    // defineProperty: a key named __proto__ stays a key, never a prototype change.
-    Object.defineProperty(out, k, { value: isObject(b) && isObject(v) ? deepMerge(b, v) : v, enumerable: true, writable: true, configurable: true });
+  const work: [JsonObject, JsonObject][] = [[out, patch]];
+  while (work.length) {
+    const [into, from] = work.pop()!;
+    for (const [k, v] of Object.entries(from)) {
+      const b = Object.hasOwn(into, k) ? into[k] : undefined;
+      let value: Json = v;
+      if (isObject(b) && isObject(v)) {
+        value = { ...b };
+        work.push([value, v]);
+      }
+      // defineProperty: a key named __proto__ stays a key, never a prototype change.
+      Object.defineProperty(into, k, { value, enumerable: true, writable: true, configurable: true });
+    }
   }
   return out;
 }
 
-/** Leaf paths of a tree: objects are descended, anything else (arrays too) is a leaf. */
+/** Leaf paths of a tree, depth first in key order: objects are descended, anything else (arrays too) is a leaf. */
 export function leafPaths(tree: JsonObject, prefix: string[] = []): string[][] {
   const out: string[][] = [];
-  for (const [k, v] of Object.entries(tree)) {
-    const p = [...prefix, k];
-    if (isObject(v) && Object.keys(v).length > 0) out.push(...leafPaths(v, p));
-    else out.push(p);
+  const path = [...prefix];
+  const stack: Iterator<[string, Json]>[] = [Object.entries(tree)[Symbol.iterator]()];
+  while (stack.length) {
+    const next = stack[stack.length - 1]!.next();
+    if (next.done) {
+      stack.pop();
+      path.pop();
+      continue;
+    }
+    const [k, v] = next.value;
+    if (isObject(v) && Object.keys(v).length > 0) {
+      path.push(k);
+      stack.push(Object.entries(v)[Symbol.iterator]());
+    } else out.push([...path, k]);
   }
   return out;
 }
 
 export function deepEqual(a: Json | undefined, b: Json | undefined): boolean {
-  if (a === b) return true;
-  if (typeof a !== typeof b || a === null || b === null || a === undefined || b === undefined) return false;
-  if (Array.isArray(a)) return Array.isArray(b) && a.length === b.length && a.every((x, i) => deepEqual(x, b[i]));
-  if (isObject(a) && isObject(b)) {
-    const ka = Object.keys(a);
-    return ka.length === Object.keys(b).length && ka.every((k) => Object.hasOwn(b, k) && deepEqual(a[k], b[k]));
+  const stack: [Json | undefined, Json | undefined][] = [[a, b]];
+  while (stack.length) {
+    const [x, y] = stack.pop()!;
+    if (x === y) continue;
+    if (typeof x !== typeof y || x === null || y === null || x === undefined || y === undefined) return false;
+    if (Array.isArray(x)) {
+      if (!Array.isArray(y) || x.length !== y.length) return false;
+      for (let i = 0; i < x.length; i++) stack.push([x[i], y[i]]);
+    } else if (isObject(x) && isObject(y)) {
+      const kx = Object.keys(x);
+      if (kx.length !== Object.keys(y).length) return false;
+      for (const k of kx) {
+        if (!Object.hasOwn(y, k)) return false;
+        stack.push([x[k], y[k]]);
+      }
+    } else return false;
   }
-  return false;
+  return true;
 }
 
 /** Keys (formatted, `settings.`-prefixed) whose leaf values differ between two settings trees. */

@@ -1,10 +1,11 @@
 // Where user data comes from on a real host, in the order read (a later source overrides):
 // the data partition's local file (bare metal provisioning writes it), a config drive (a small
 // filesystem labelled CAISSON-UD, for metal and hypervisors without fw_cfg), QEMU's fw_cfg.
-import { existsSync, mkdirSync, readFileSync } from "node:fs";
+// Each reads at most MAX_USER_DATA_BYTES + 1 bytes (readBounded); parseUserData refuses more.
+import { existsSync, lstatSync, mkdirSync } from "node:fs";
 import { execFileSync } from "node:child_process";
 import { join } from "node:path";
-import { fileSource, type UserDataSource } from "./userdata.js";
+import { fileSource, readBounded, type UserDataSource } from "./userdata.js";
 
 export const FW_CFG_NAME = "opt/caisson/user-data";
 /** What `caisson launch` hands over besides the user's own user data (the network API's certificates). */
@@ -13,7 +14,7 @@ export const CONFIG_DRIVE_LABEL = "CAISSON-UD";
 
 export function fwCfgSource(name = FW_CFG_NAME, sysfs = "/sys/firmware/qemu_fw_cfg"): UserDataSource {
   const path = join(sysfs, "by_name", name, "raw");
-  return { name: `QEMU fw_cfg ${name}`, read: () => (existsSync(path) ? readFileSync(path) : undefined) };
+  return { name: `QEMU fw_cfg ${name}`, read: () => (existsSync(path) ? readBounded(path) : undefined) };
 }
 
 export function configDriveSource(mountPoint = "/run/caisson/config-drive"): UserDataSource {
@@ -27,7 +28,9 @@ export function configDriveSource(mountPoint = "/run/caisson/config-drive"): Use
       try {
         for (const f of ["user-data.toml", "user-data"]) {
           const p = join(mountPoint, f);
-          if (existsSync(p)) return readFileSync(p);
+          // lstat: a symbolic link on the drive would point into the host's own files.
+          if (existsSync(p) && !lstatSync(p).isFile()) throw new Error(`${p} on the config drive is not a regular file`);
+          if (existsSync(p)) return readBounded(p);
         }
         return undefined;
       } finally {

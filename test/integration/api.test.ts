@@ -216,3 +216,53 @@ test("boot status says user data was absent and settings applied", async () => {
   assert.deepEqual(s.generated.sort(), ["settings.network.hostname", "settings.updates.seed"]);
   assert.ok(existsSync(join(h.root, "etc/hostname")));
 });
+
+// Issue 8: bounded inputs. Values are base64 (host-containers' user-data takes any base64 up to the
+// value limit), so each PATCH adds 48 KiB to one transaction.
+const big = (i: number) => ({ "host-containers": { [`c${i}`]: { "user-data": "QUFB".repeat(12 * 1024) } } });
+
+test("one value over 64 KiB is a 413 naming the limit and the key; nothing changes", async () => {
+  const before = await liveSettings();
+  const r = await api("PATCH", "/settings?tx=big", { motd: "x".repeat(64 * 1024 + 1) });
+  assert.equal(r.status, 413, r.text);
+  const b = r.json() as { message: string; limit: string; key: string };
+  assert.equal(b.limit, "value-bytes");
+  assert.equal(b.key, "settings.motd");
+  assert.match(b.message, /over the limit of 64 KiB for one value/);
+  const k = await api("PATCH", "/settings/keypair?tx=big", { request_payload: [`motd=${"y".repeat(70 * 1024)}`] });
+  assert.equal(k.status, 413, k.text);
+  assert.deepEqual((await api("GET", "/tx/list")).json(), []);
+  assert.deepEqual(await liveSettings(), before);
+});
+
+// Leaves host containers c0... in live settings (nothing deletes a key): keep it the last test.
+test("repeated PATCHes cannot grow a transaction past 1 MiB, nor commits grow live settings past it", async () => {
+  try {
+    let i = 0;
+    let r;
+    for (; i < 40; i++) {
+      r = await api("PATCH", "/settings?tx=grow", big(i));
+      if (r.status !== 204) break;
+    }
+    assert.ok(i >= 15 && i < 40, `refused after ${i} PATCHes`);
+    assert.equal(r!.status, 413, r!.text);
+    assert.match((r!.json() as { message: string }).message, /^transaction 'grow' with these settings is \d+ bytes as JSON, over the limit of 1 MiB/);
+    const pending = (await api("GET", "/tx?tx=grow")).json() as { "host-containers": Record<string, unknown> };
+    assert.equal(Object.keys(pending["host-containers"]).length, i, "the refused PATCH changed nothing");
+    assert.equal((await api("POST", "/tx/commit?tx=grow")).status, 200);
+
+    // Live is now near the limit: a second transaction of the same size fits on its own, not merged with live.
+    for (let j = 0; j < i; j++) assert.equal((await api("PATCH", "/settings?tx=more", big(100 + j))).status, 204);
+    const live = await liveSettings();
+    for (const commit of ["/tx/commit?tx=more", "/tx/commit_and_apply?tx=more", "/tx/commit_and_apply?tx=more&dry-run=true"]) {
+      const c = await api("POST", commit);
+      assert.equal(c.status, 413, `${commit}: ${c.text}`);
+      assert.match((c.json() as { message: string }).message, /^live settings with transaction 'more' is \d+ bytes as JSON, over the limit of 1 MiB/);
+    }
+    assert.deepEqual(await liveSettings(), live, "nothing committed");
+    assert.ok(((await api("GET", "/tx/list")).json() as string[]).includes("more"), "the refused transaction is still pending");
+  } finally {
+    await api("DELETE", "/tx?tx=grow");
+    await api("DELETE", "/tx?tx=more");
+  }
+});

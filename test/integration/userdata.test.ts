@@ -113,3 +113,29 @@ test("k8s variant has kubernetes settings with defaults; lockdown default differ
     await h.stop();
   }
 });
+
+// Issue 8: user data had no size cap (a gzip bomb took the daemon to 2.1 GiB RSS; a 100 MiB motd was
+// accepted, rendered and logged). Each limit is refused at first boot with the limit named.
+const oversized: [string, () => Buffer, RegExp][] = [
+  ["a gzip bomb (64 MiB of zeros)", () => gzipSync(Buffer.concat([Buffer.from('[settings]\nmotd = "'), Buffer.alloc(64 * 1024 * 1024)])), /decompresses to more than the limit of 1 MiB \(decompressed\)/],
+  ["a 100 KiB gzip holding a 100 MiB motd", () => gzipSync(`[settings]\nmotd = "${"x".repeat(100 * 1024 * 1024)}"\n`), /decompresses to more than the limit of 1 MiB/],
+  ["a 100 KiB motd", () => Buffer.from(`[settings]\nmotd = "${"x".repeat(100 * 1024)}"\n`), /'settings\.motd' is 102400 bytes, over the limit of 64 KiB for one value/],
+  ["over 1 MiB raw", () => Buffer.from(`[settings]\nmotd = "ok"\n${"#".repeat(1024 * 1024)}\n`), /over the limit of 1 MiB \(raw/],
+  ["200000 levels of dotted keys", () => Buffer.from(`[settings]\nmotd = "ok"\n${"a.".repeat(200_000)}b = 1\n`), /nested deeper than the limit of 32/],
+];
+for (const [what, bytes, re] of oversized) {
+  test(`user data with ${what}: refused with the limit named, nothing applied, host up on defaults`, async () => {
+    const h = await startHost({ userData: bytes() });
+    try {
+      assert.deepEqual((await call(h.socket, "GET", "/settings?keys=settings.motd")).json(), { motd: "Welcome to Caisson!" });
+      assert.equal(readFileSync(join(h.root, "etc/motd"), "utf8").trim(), "Welcome to Caisson!");
+      const st = (await call(h.socket, "GET", "/boot-status")).json() as { "user-data": { state: string; error: { message: string } } };
+      assert.equal(st["user-data"].state, "rejected");
+      assert.match(st["user-data"].error.message, re);
+      assert.ok(h.logs.some((l) => /user data rejected/.test(l) && re.test(l)), "the log says which limit");
+      assert.ok(h.logs.every((l) => l.length < 64 * 1024), "no huge log line");
+    } finally {
+      await h.stop();
+    }
+  });
+}
