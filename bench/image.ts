@@ -6,7 +6,7 @@ import { copyFileSync, existsSync, mkdtempSync, readFileSync, readdirSync, statS
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { packageRoot } from "../src/fsutil/package-root.js";
-import { readBuildRecord, stageSlot } from "../src/boot/offline.js";
+import { readBuildRecord, stageSlot } from "../test/helpers/offline.js";
 import { alive, probeKvm, startVm, qmpCommand, freePort } from "../src/launch/qemu.js";
 import { row, type BenchModule, type BenchRow } from "./lib.js";
 import { launch, stop, instanceClient } from "../src/launch/instances.js";

@@ -10,7 +10,7 @@ import { promisify } from "node:util";
 import { packageRoot } from "../src/fsutil/package-root.js";
 import { addUpdate, initRepository, readRepository, serveRepository } from "../src/repo/repository.js";
 import { updatePaths } from "../src/update/manifest.js";
-import { Slots } from "../src/update/slots.js";
+import { writePartition } from "../src/update/write.js";
 import { TufClient } from "../src/update/tuf.js";
 import { fakeBuild } from "../test/helpers/fake-build.js";
 import { row, type BenchModule } from "./lib.js";
@@ -61,7 +61,7 @@ export const updateBench: BenchModule = {
           let t0 = performance.now();
           const tuf = new TufClient({ root, metadataBaseUrl: served.metadataUrl, targetsBaseUrl: served.targetsUrl });
           const t = await tuf.target(target.name);
-          await new Slots(root).writeInactivePartition("root", tuf.stream(t), t);
+          await writePartition(root, "b", "root", tuf.stream(t), t);
           ours.push((performance.now() - t0) / 1000);
 
           t0 = performance.now();

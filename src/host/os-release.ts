@@ -2,6 +2,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { JsonObject } from "../settings/keys.js";
+import { osArch } from "../update/arch.js";
 
 export function parseOsRelease(text: string): Record<string, string> {
   const out: Record<string, string> = {};
@@ -13,10 +14,6 @@ export function parseOsRelease(text: string): Record<string, string> {
     out[m[1]!] = v;
   }
   return out;
-}
-
-export function osArch(): string {
-  return process.arch === "x64" ? "x86_64" : process.arch === "arm64" ? "aarch64" : process.arch;
 }
 
 /** The host's OS facts: from <root>/etc/os-release on the image, synthesised in workstation mode. */

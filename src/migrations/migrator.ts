@@ -15,8 +15,7 @@ import { faultPoint } from "../fsutil/faults.js";
 import { isObject, type JsonObject } from "../settings/keys.js";
 import { validateSettings } from "../settings/model.js";
 import type { Variant } from "../settings/schema.js";
-import { updatePaths } from "../update/manifest.js";
-import { findMigrations, type PlannedMigration } from "./find.js";
+import { findMigrations, updatePaths, type PlannedMigration } from "../update/manifest.js";
 import { helpers } from "./helpers.js";
 import { verifyCache } from "./verify.js";
 

@@ -8,6 +8,7 @@ import http, { type IncomingMessage } from "node:http";
 import https from "node:https";
 import { HttpsProxyAgent } from "https-proxy-agent";
 import { HttpProxyAgent } from "http-proxy-agent";
+import type { JsonObject } from "../settings/keys.js";
 
 export interface HttpOptions {
   proxy?: string;
@@ -23,6 +24,12 @@ export class HttpStatusError extends Error {
   ) {
     super(`GET ${url}: HTTP ${status}`);
   }
+}
+
+/** settings.network.https-proxy and no-proxy (the live settings tree), for every request the update agent makes. */
+export function proxyOptions(settings: JsonObject): HttpOptions {
+  const n = (settings.network ?? {}) as Record<string, unknown>;
+  return { proxy: typeof n["https-proxy"] === "string" ? n["https-proxy"] : undefined, noProxy: Array.isArray(n["no-proxy"]) ? (n["no-proxy"] as string[]) : undefined };
 }
 
 /** no-proxy semantics of curl and Go: exact host, domain suffix (".example.com" or "example.com"), "*". */

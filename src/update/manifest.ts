@@ -1,12 +1,17 @@
-// The update index (`manifest.json`), a TUF target like Bottlerocket's (reference §5.3), and the
-// host paths the update tool chain agrees on. This file is the contract between the repository
-// tool (src/repo), the update agent (src/update) and the migrator (src/migrations).
+// The update index (`manifest.json`), a TUF target like Bottlerocket's (its update_metadata
+// crate), and the host paths the update tool chain agrees on. This file is the contract between
+// the repository tool (src/repo), the update agent (src/update) and the migrator (src/migrations):
+// the types, the one validating reader (parseManifest) and the walk over the migration hops
+// (findMigrations), so the agent at prepare time and the migrator after the reboot plan the same
+// chain.
 //
 // Differences from Bottlerocket, on purpose:
 // - `images` names the slot's four files (root, verity hash tree, kernel, initrd: each slot boots
 //   its own kernel from the ESP) and the update carries the slot's root hash and kernel
 //   parameters, from which the agent writes the slot's Boot Loader Spec entry.
 // - Migrations are JavaScript modules (run on the image's Node runtime), not binaries.
+import { ESP_DIR } from "../boot/slots.js";
+import { compareVersions } from "./version.js";
 
 export const MAX_SEED = 2048;
 
@@ -71,7 +76,93 @@ export const updatePaths = {
   /** Slot block devices (regular files in workstation mode). */
   partition: (label: string) => `dev/disk/by-partlabel/${label}`,
   /** The EFI system partition (loader/entries, caisson/<slot>/{vmlinuz,initrd.img}). */
-  esp: "efi",
+  esp: ESP_DIR,
   /** The settings datastore (current -> v<version>_<rand>). */
   datastore: "var/lib/caisson/datastore",
 } as const;
+
+export class ManifestError extends Error {}
+
+const isStr = (v: unknown): v is string => typeof v === "string";
+
+/** Parse and check the shape of manifest.json (signed, but still checked: a clear error beats a crash later). */
+export function parseManifest(text: string): Manifest {
+  let j: unknown;
+  try {
+    j = JSON.parse(text);
+  } catch (e) {
+    throw new ManifestError(`manifest.json is not JSON: ${(e as Error).message}`);
+  }
+  const m = j as Partial<Manifest>;
+  if (!m || typeof m !== "object" || !Array.isArray(m.updates)) throw new ManifestError("manifest.json: 'updates' must be an array");
+  m.updates.forEach((u, i) => {
+    const where = `manifest.json: updates[${i}]`;
+    for (const k of ["variant", "arch", "version", "max_version", "roothash"] as const) if (!isStr(u?.[k])) throw new ManifestError(`${where}.${k} must be a string`);
+    if (!u.images || !["root", "hash", "kernel", "initrd"].every((k) => isStr((u.images as unknown as Record<string, unknown>)[k]))) {
+      throw new ManifestError(`${where}.images must name root, hash, kernel and initrd`);
+    }
+    if (!u.waves || typeof u.waves !== "object" || !Object.values(u.waves).every(isStr)) throw new ManifestError(`${where}.waves must map seeds to times`);
+    if (!Array.isArray(u["kernel-parameters"]) || !u["kernel-parameters"].every(isStr)) throw new ManifestError(`${where}.kernel-parameters must be a list of strings`);
+    if (!Number.isInteger(u["boot-tries"]) || u["boot-tries"] < 1) throw new ManifestError(`${where}.boot-tries must be a positive integer`);
+  });
+  const mig = m.migrations ?? {};
+  if (typeof mig !== "object" || !Object.values(mig).every((v) => Array.isArray(v) && v.every(isStr))) {
+    throw new ManifestError("manifest.json: 'migrations' must map \"(FROM, TO)\" to lists of target names");
+  }
+  return { updates: m.updates, migrations: mig };
+}
+
+// Which migrations take the datastore from one version to another: Bottlerocket's find_migrations
+// over the manifest's "(FROM, TO)" hops. The agent caches the chain's modules at prepare; the
+// migrator (src/migrations/migrator.ts) walks the same chain after the reboot, offline.
+
+export class MissingMigrationError extends Error {}
+
+export interface PlannedMigration {
+  /** TUF target name of the module. */
+  name: string;
+  direction: "forward" | "backward";
+}
+
+const HOP = /^\(\s*([^,\s]+)\s*,\s*([^)\s]+)\s*\)$/;
+
+/** The manifest's hops, parsed; a malformed or duplicate key is an error (as update_metadata). */
+export function parseHops(manifest: Pick<Manifest, "migrations">): { from: string; to: string; migrations: string[] }[] {
+  const seen = new Set<string>();
+  return Object.entries(manifest.migrations ?? {}).map(([key, migrations]) => {
+    const m = HOP.exec(key);
+    if (!m) throw new Error(`manifest.json: migration key '${key}' is not "(FROM, TO)"`);
+    const [from, to] = [m[1]!, m[2]!];
+    compareVersions(from, to); // both must parse
+    const norm = `${from}|${to}`;
+    if (seen.has(norm)) throw new Error(`manifest.json: migration hop ${key} appears twice`);
+    seen.add(norm);
+    if (!Array.isArray(migrations) || migrations.some((n) => typeof n !== "string")) throw new Error(`manifest.json: migrations of ${key} are not a list of target names`);
+    return { from, to, migrations };
+  });
+}
+
+/**
+ * The migrations from `from` to `to`, in the order to run them. Walks up from the lower version,
+ * at each step taking the hop from the current version that goes furthest without passing the
+ * higher one. A downgrade runs the same list in reverse, each module backward.
+ */
+export function findMigrations(from: string, to: string, manifest: Pick<Manifest, "migrations">): PlannedMigration[] {
+  const order = compareVersions(from, to);
+  if (order === 0) return [];
+  const [low, high] = order < 0 ? [from, to] : [to, from];
+  const hops = parseHops(manifest);
+  const names: string[] = [];
+  let at = low;
+  while (compareVersions(at, high) < 0) {
+    let best: (typeof hops)[number] | undefined;
+    for (const h of hops) {
+      if (compareVersions(h.from, at) !== 0 || compareVersions(h.to, high) > 0 || compareVersions(h.to, at) <= 0) continue;
+      if (!best || compareVersions(h.to, best.to) > 0) best = h;
+    }
+    if (!best) throw new MissingMigrationError(`no migration hop from ${at} towards ${high} in the manifest (needed for ${from} -> ${to})`);
+    names.push(...best.migrations);
+    at = best.to;
+  }
+  return order < 0 ? names.map((name) => ({ name, direction: "forward" })) : names.reverse().map((name) => ({ name, direction: "backward" }));
+}

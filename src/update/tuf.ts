@@ -10,9 +10,10 @@ import { Updater, BaseFetcher } from "tuf-js";
 // <N+1>.root.json means "no newer root" only when it arrives as a DownloadHTTPError.
 import { DownloadHTTPError } from "tuf-js/dist/error.js";
 import type { TargetFile } from "@tufjs/models";
-import { httpGet, HttpStatusError, type HttpOptions } from "./http.js";
-import { updatePaths, type Manifest } from "./manifest.js";
-import type { Expected, Source } from "./slots.js";
+import type { JsonObject } from "../settings/keys.js";
+import { httpGet, HttpStatusError, proxyOptions, type HttpOptions } from "./http.js";
+import { parseManifest, updatePaths, type Manifest } from "./manifest.js";
+import type { Expected, Source } from "./write.js";
 
 export interface TufOptions {
   root: string;
@@ -42,7 +43,19 @@ export interface TargetInfo extends Expected {
   url: string;
 }
 
-export class TufClient {
+/** What the update agent needs of a TUF repository (TufClient; a fake in unit tests). */
+export interface TufSource {
+  /** tuf-js' local metadata directory (root.json and the chain the agent caches for the migrator). */
+  readonly metadataDir: string;
+  readonly metadataBaseUrl: string;
+  refresh(): Promise<void>;
+  target(name: string): Promise<TargetInfo>;
+  download(name: string, path: string): Promise<void>;
+  manifest(tmpPath: string): Promise<{ manifest: Manifest; bytes: Buffer }>;
+  stream(t: TargetInfo): Source;
+}
+
+export class TufClient implements TufSource {
   private readonly updater: Updater;
   readonly metadataDir: string;
   /** The URL the metadata are fetched from (the agent caches the N.root.json chain from it too). */
@@ -136,33 +149,12 @@ export class TufClient {
   }
 }
 
-export class ManifestError extends Error {}
-
-const isStr = (v: unknown): v is string => typeof v === "string";
-
-/** Parse and check the shape of manifest.json (signed, but still checked: a clear error beats a crash later). */
-export function parseManifest(text: string): Manifest {
-  let j: unknown;
-  try {
-    j = JSON.parse(text);
-  } catch (e) {
-    throw new ManifestError(`manifest.json is not JSON: ${(e as Error).message}`);
-  }
-  const m = j as Partial<Manifest>;
-  if (!m || typeof m !== "object" || !Array.isArray(m.updates)) throw new ManifestError("manifest.json: 'updates' must be an array");
-  m.updates.forEach((u, i) => {
-    const where = `manifest.json: updates[${i}]`;
-    for (const k of ["variant", "arch", "version", "max_version", "roothash"] as const) if (!isStr(u?.[k])) throw new ManifestError(`${where}.${k} must be a string`);
-    if (!u.images || !["root", "hash", "kernel", "initrd"].every((k) => isStr((u.images as unknown as Record<string, unknown>)[k]))) {
-      throw new ManifestError(`${where}.images must name root, hash, kernel and initrd`);
-    }
-    if (!u.waves || typeof u.waves !== "object" || !Object.values(u.waves).every(isStr)) throw new ManifestError(`${where}.waves must map seeds to times`);
-    if (!Array.isArray(u["kernel-parameters"]) || !u["kernel-parameters"].every(isStr)) throw new ManifestError(`${where}.kernel-parameters must be a list of strings`);
-    if (!Number.isInteger(u["boot-tries"]) || u["boot-tries"] < 1) throw new ManifestError(`${where}.boot-tries must be a positive integer`);
-  });
-  const mig = m.migrations ?? {};
-  if (typeof mig !== "object" || !Object.values(mig).every((v) => Array.isArray(v) && v.every(isStr))) {
-    throw new ManifestError("manifest.json: 'migrations' must map \"(FROM, TO)\" to lists of target names");
-  }
-  return { updates: m.updates, migrations: mig };
+/** The production client for the live settings: settings.updates.{metadata,targets}-base-url, through the proxy. */
+export function tufClientFor(root: string, settings: JsonObject): TufClient {
+  const u = (settings.updates ?? {}) as Record<string, unknown>;
+  const meta = u["metadata-base-url"];
+  const targets = u["targets-base-url"];
+  if (typeof meta !== "string" || !meta) throw new Error("settings.updates.metadata-base-url is not set");
+  if (typeof targets !== "string" || !targets) throw new Error("settings.updates.targets-base-url is not set");
+  return new TufClient({ root, metadataBaseUrl: meta, targetsBaseUrl: targets, http: proxyOptions(settings) });
 }

@@ -33,3 +33,6 @@ export function assertSemver(v: string, what = "version"): void {
 
 /** "v1.2.3" → "1.2.3" (version-lock accepts either). */
 export const normalizeVersion = (s: string) => s.trim().replace(/^v/, "");
+
+/** The same version, a leading v aside (a version-lock may carry one). */
+export const sameVersion = (a: string, b: string) => normalizeVersion(a) === normalizeVersion(b);

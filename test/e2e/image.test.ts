@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { packageRoot } from "../../src/fsutil/package-root.js";
 import { launch, stop, instanceClient, readInstance, type Instance } from "../../src/launch/instances.js";
 import { makeInstanceTls } from "../../src/launch/tls.js";
-import { corruptSlot, listEntries, readBuildRecord, stageSlot, writeEspFile } from "../../src/boot/offline.js";
+import { corruptSlot, listEntries, readBuildRecord, stageSlot, writeEspFile } from "../helpers/offline.js";
 import { BOOT_TIMEOUT, consoleOf, json, log, nextBoot, onSlot, settled, type BootStatus } from "../helpers/e2e.js";
 
 const ROOT = packageRoot();

@@ -1,13 +1,14 @@
 // Slots of a disk image file, changed offline (no loop devices, no mounts): write a slot's root
 // and hash tree at its partitions' offsets, its kernel and initrd and its entry into the ESP with
 // mtools. The update agent does the same on a running host through block devices and /efi; tests
-// use this to put a slot on trial before a boot.
+// (and bench/image.ts) use this to put a slot on trial before a boot. A test helper, not part of
+// src/boot: it builds on src/image (disk layout, mtools), which src/boot must not import.
 import { readFileSync, writeFileSync, mkdtempSync, rmSync, openSync, writeSync, closeSync, readSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { run } from "../image/run.js";
-import { mtoolsEnv, partitions, writeAtPartition, type DiskLayout } from "../image/disk.js";
-import { entryFileName, entryText, type Slot, type SlotBoot } from "./entries.js";
+import { run } from "../../src/image/run.js";
+import { mtoolsEnv, partitions, writeAtPartition, type DiskLayout } from "../../src/image/disk.js";
+import { entryFileName, entryText, type Slot, type SlotBoot } from "../../src/boot/entries.js";
 
 const MIB = 1024 * 1024;
 
