@@ -1,4 +1,4 @@
-// Which updates apply to this host and which one it takes (Bottlerocket's updog rules, reference §5.5):
+// Which updates apply to this host and which one it takes (the rules of Bottlerocket's updog):
 // same variant and arch, version <= max_version, wave-ready unless waves are ignored; newest first.
 // "latest" takes the first that is newer than the running version or whose ceiling is below it
 // (a lowered max_version pulls hosts down); a version lock takes exactly that version.

@@ -1,7 +1,7 @@
 // Update waves, both sides: the repository tool turns an operator's wave policy (Bottlerocket's
 // TOML format) into the manifest's `waves` map (starting seed → start time), and the agent asks
-// `updateReady` whether its seed's turn has come. Same math as Bottlerocket's update_metadata
-// (reference §5.4), so a policy means the same thing here as there.
+// `updateReady` whether its seed's turn has come. Same math as Bottlerocket's update_metadata crate
+// (its wave functions), so a policy written for Bottlerocket means the same thing here.
 import { parse as parseToml } from "smol-toml";
 import { MAX_SEED } from "./manifest.js";
 
