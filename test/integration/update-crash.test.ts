@@ -29,18 +29,40 @@ const POINTS = [
   "slots:entry:after-rename",
 ];
 
+/** `promise`, or a failure naming `what` after `ms` (nothing here may wait forever). */
+function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_r, reject) => (timer = setTimeout(() => reject(new Error(`${what}: no outcome within ${ms / 1000} s`)), ms)));
+  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
+}
+
+/** SIGTERM, then SIGKILL if it lingers: the daemon is gone when this resolves. */
+async function stopDaemon(p: ChildProcess): Promise<void> {
+  if (p.exitCode !== null || p.signalCode !== null) return;
+  const exited = new Promise((r) => p.once("exit", r));
+  p.kill("SIGTERM");
+  await within(exited, 10_000, "the daemon's exit after SIGTERM").catch(async () => {
+    p.kill("SIGKILL");
+    await exited;
+  });
+}
+
 function daemon(root: string, socket: string, userData: string, fault?: string): Promise<ChildProcess> {
   const p = spawn(process.execPath, [CLI, "host", "--root", root, "--socket", socket, "--os-version", "1.0.0", "--user-data", userData], {
     env: { ...process.env, ...(fault ? { CAISSON_FAULT: fault } : {}) },
     stdio: ["ignore", "pipe", "pipe"],
   });
-  return new Promise((resolve, reject) => {
-    let out = "";
+  let out = "";
+  const ready = new Promise<ChildProcess>((resolve, reject) => {
     p.stdout!.on("data", (c: Buffer) => {
       out += c.toString();
       if (out.includes("API ready")) resolve(p);
     });
     p.once("exit", (code, sig) => reject(new Error(`daemon exited (${code ?? sig}) before it was ready: ${out}`)));
+  });
+  return within(ready, 30_000, "the daemon's 'API ready'").catch((e: Error) => {
+    p.kill("SIGKILL");
+    throw new Error(`${e.message}; it printed: ${out}`);
   });
 }
 
@@ -68,7 +90,7 @@ async function apply(socket: string): Promise<UpdateStatus | undefined> {
   return undefined;
 }
 
-test("kill -9 at every step of prepare and activate: the old slot boots, data intact, retry succeeds", async (t) => {
+test("kill -9 at every step of prepare and activate: the old slot boots, data intact, retry succeeds", { timeout: 15 * 60_000 }, async (t) => {
   const base = tempDir("caisson-update-crash-");
   const repo = await makeRepo(base);
   try {
@@ -82,8 +104,13 @@ test("kill -9 at every step of prepare and activate: the old slot boots, data in
         const socket = join(dir, "api.sock");
         const p = await daemon(root, socket, userData, point);
         const died = new Promise<string | null>((r) => p.once("exit", (_c, sig) => r(sig)));
-        await apply(socket);
-        assert.equal(await died, "SIGKILL", `the daemon was not killed at ${point}`);
+        try {
+          await within(apply(socket), 60_000, `refresh, prepare and activate with the fault at ${point}`);
+          // apply() returns early once the daemon is gone; a daemon still alive never hit the point.
+          assert.equal(await within(died, 10_000, `fault point ${point} never reached: the update went through and the daemon lives`), "SIGKILL", `the daemon was not killed at ${point}`);
+        } finally {
+          await stopDaemon(p);
+        }
 
         const booted = bootOnce(root);
         if (point === "slots:entry:after-rename") {
@@ -102,8 +129,7 @@ test("kill -9 at every step of prepare and activate: the old slot boots, data in
           assert.ok(existsSync(join(root, "efi/loader/entries/caisson-b+1.conf")));
           assert.equal(bootOnce(root).slot, "b");
         } finally {
-          q.kill("SIGTERM");
-          await new Promise((r) => q.once("exit", r));
+          await stopDaemon(q);
         }
       });
     }
