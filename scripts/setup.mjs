@@ -21,6 +21,12 @@ const TOOLS = {
   zstd: "zstd",
   openssl: "openssl",
   depmod: "kmod",
+  // Consumers of the rendered configuration files, run by test/unit/file-consumers.test.ts.
+  containerd: "containerd",
+  chronyd: "chrony",
+  "systemd-analyze": "systemd", // systemd-sysctl and the environment.d generator come with it, off PATH
+  unshare: "util-linux",
+  hostname: "hostname",
 };
 const FILES = { "/usr/share/OVMF/OVMF_CODE_4M.fd": "ovmf", "/usr/lib/systemd/boot/efi/systemd-bootx64.efi": "systemd-boot-efi" };
 

@@ -4,6 +4,7 @@
 // rendering them would write a broken file. Errors never quote the value: it may be a secret.
 import type Handlebars from "handlebars";
 import { isIP } from "node:net";
+import { pemCertificates } from "../settings/schema.js";
 
 type Options = Handlebars.HelperOptions;
 
@@ -20,9 +21,71 @@ function args(name: string, raw: unknown[], count: number): { a: unknown[]; opti
   return { a, options };
 }
 
-/** A TOML basic string (JSON escapes are TOML escapes, except DEL, which TOML wants escaped). */
+const LONE_SURROGATE = /[\uD800-\uDFFF]/u;
+
+/**
+ * A TOML basic string (JSON escapes are TOML escapes, except DEL, which TOML wants escaped). A lone
+ * surrogate has no TOML form (JSON.stringify would write \udXXX, which TOML forbids): refused.
+ */
 export function tomlString(s: string): string {
+  if (LONE_SURROGATE.test(s)) throw new HelperError("toml: a string is not well-formed Unicode (lone UTF-16 surrogate)");
   return JSON.stringify(s).replace(/\x7f/g, "\\u007f");
+}
+
+/**
+ * The inside of a double-quoted value of a systemd EnvironmentFile= (systemd.exec(5)): backslash
+ * before each of " \ ` $, the characters systemd unescapes there. A line break cannot be held (a
+ * backslash-newline is a continuation), nor any other control character: refused.
+ */
+export function envEscape(v: unknown, helper = "env_escape"): string {
+  if (absent(v)) return "";
+  if (typeof v !== "string") throw new HelperError(`${helper}: expected a string, got ${kind(v)}`);
+  // eslint-disable-next-line no-control-regex -- control characters are what is refused
+  if (/[\x00-\x1f\x7f]/.test(v) || LONE_SURROGATE.test(v)) throw new HelperError(`${helper}: value holds a control character or is not well-formed Unicode`);
+  return v.replace(/["\\`$]/g, "\\$&");
+}
+
+/**
+ * A proxy URL as written for its readers: scheme, credentials and host:port only, as the WHATWG
+ * parser normalises them (so quotes, backslashes and spaces in credentials are percent-encoded),
+ * with $ and ' in the credentials encoded too, so that no reader of an environment file (systemd,
+ * environment.d, a shell) can expand or unquote them. Proxy clients decode the credentials.
+ */
+export function proxyUrl(v: unknown): string {
+  if (absent(v)) return "";
+  if (typeof v !== "string" || !URL.canParse(v)) throw new HelperError("proxy_url: expected an absolute URL");
+  const u = new URL(v);
+  if (u.protocol !== "http:" && u.protocol !== "https:") throw new HelperError("proxy_url: expected an http or https URL");
+  const enc = (s: string) => s.replace(/\$/g, "%24").replace(/'/g, "%27");
+  const cred = u.username || u.password ? `${enc(u.username)}${u.password ? ":" + enc(u.password) : ""}@` : "";
+  return `${u.protocol}//${cred}${u.host}`;
+}
+
+/** A word of a line-oriented file (chrony, sysctl keys, module names, the hostname): printable ASCII, no spaces. */
+export function token(v: unknown, helper = "token"): string {
+  if (absent(v)) return "";
+  if (typeof v !== "string" || !/^[\x21-\x7e]+$/.test(v) || /^[#;!]/.test(v)) throw new HelperError(`${helper}: expected one word of printable ASCII`);
+  return v;
+}
+
+/** One line of text with no control characters and no space at either end (sysctl values). */
+export function singleLine(v: unknown, helper = "single_line"): string {
+  if (absent(v)) return "";
+  // eslint-disable-next-line no-control-regex -- control characters are what is refused
+  if (typeof v !== "string" || /[\x00-\x1f\x7f-\x9f]/.test(v) || LONE_SURROGATE.test(v) || /^ | $/.test(v)) {
+    throw new HelperError(`${helper}: expected one line of text without control characters or surrounding spaces`);
+  }
+  return v;
+}
+
+/** Text (the motd): tabs and newlines, no other control character, well-formed Unicode. */
+export function text(v: unknown, helper = "text"): string {
+  if (absent(v)) return "";
+  // eslint-disable-next-line no-control-regex -- control characters are what is refused
+  if (typeof v !== "string" || /[\x00-\x08\x0b-\x1f\x7f-\x9f]/.test(v) || LONE_SURROGATE.test(v)) {
+    throw new HelperError(`${helper}: expected text without control characters other than tab and newline`);
+  }
+  return v;
 }
 
 /** Any JSON value as a TOML value (inline arrays and tables); absent renders empty. */
@@ -72,12 +135,25 @@ export function mergeHosts(v: unknown, helper: string): Map<string, string[]> {
     if (!Array.isArray(entry) || typeof entry[0] !== "string" || !Array.isArray(entry[1]) || !entry[1].every((n) => typeof n === "string")) {
       throw new HelperError(`${helper}: each hosts entry must be [address, [names...]]`);
     }
-    const ip = canonicalIp(entry[0]);
+    const ip = canonicalIp(token(entry[0], helper));
     const names = out.get(ip) ?? [];
-    for (const n of entry[1] as string[]) if (!names.includes(n)) names.push(n);
+    for (const n of entry[1] as string[]) if (!names.includes(token(n, helper))) names.push(n);
     out.set(ip, names);
   }
   return out;
+}
+
+/**
+ * Base64 PEM certificates as a bundle for OpenSSL: only the certificates, each parsed (node:crypto)
+ * and re-encoded, each ending in a newline. Anything else (junk around a block, another block,
+ * an unparseable certificate) is refused: concatenated into the trust store, it would make OpenSSL
+ * reject the whole bundle.
+ */
+export function pemCertificateBundle(v: unknown): string {
+  if (absent(v)) return "";
+  const certs = pemCertificates(base64Decode(v).replace(/^\uFEFF/, ""));
+  if (!certs) throw new HelperError("pem_certificates: value is not only PEM CERTIFICATE blocks that parse as X.509 certificates");
+  return certs.map((c) => c.replace(/\n*$/, "\n")).join("");
 }
 
 const LOOPBACK = { ipv4: "127.0.0.1", ipv6: "::1" } as const;
@@ -107,6 +183,12 @@ export function registerHelpers(hb: typeof Handlebars): void {
 
   hb.registerHelper("base64_decode", (...raw: unknown[]) => base64Decode(args("base64_decode", raw, 1).a[0]));
   hb.registerHelper("toml_encode", (...raw: unknown[]) => tomlEncode(args("toml_encode", raw, 1).a[0]));
+  hb.registerHelper("env_escape", (...raw: unknown[]) => envEscape(args("env_escape", raw, 1).a[0]));
+  hb.registerHelper("proxy_url", (...raw: unknown[]) => proxyUrl(args("proxy_url", raw, 1).a[0]));
+  hb.registerHelper("token", (...raw: unknown[]) => token(args("token", raw, 1).a[0]));
+  hb.registerHelper("single_line", (...raw: unknown[]) => singleLine(args("single_line", raw, 1).a[0]));
+  hb.registerHelper("text", (...raw: unknown[]) => text(args("text", raw, 1).a[0]));
+  hb.registerHelper("pem_certificates", (...raw: unknown[]) => pemCertificateBundle(args("pem_certificates", raw, 1).a[0]));
 
   // Text with exactly one final newline (empty stays empty): concatenated PEM bundles stay parseable.
   hb.registerHelper("ensure_newline", (...raw: unknown[]) => {

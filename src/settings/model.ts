@@ -5,7 +5,7 @@
 import { Kind, type TSchema } from "@sinclair/typebox";
 import { Value } from "@sinclair/typebox/value";
 import { formatKey, isObject, type Json, type JsonObject } from "./keys.js";
-import { schemaFor, SINGLE_LINE, type Variant } from "./schema.js";
+import { MULTI_LINE, schemaFor, SINGLE_LINE, type Variant } from "./schema.js";
 
 export class SettingsError extends Error {
   constructor(
@@ -60,7 +60,15 @@ export function describeType(s: TSchema): string {
   const kind = s[Kind];
   switch (kind) {
     case "String":
-      return s.format ? `string (${s.format})` : s.pattern === SINGLE_LINE ? "single-line string" : s.pattern ? `string matching ${s.pattern}` : "string";
+      return s.format
+        ? `string (${s.format})`
+        : s.pattern === SINGLE_LINE
+        ? "single-line string"
+        : s.pattern === MULTI_LINE
+        ? "text"
+        : s.pattern
+        ? `string matching ${s.pattern}`
+        : "string";
     case "Integer": {
       const range = s.minimum !== undefined || s.maximum !== undefined ? ` in [${s.minimum ?? "-∞"}, ${s.maximum ?? "∞"}]` : "";
       return `integer${range}`;
@@ -104,6 +112,13 @@ function walkValidate(schema: TSchema, value: unknown, path: string[]): void {
     }
     return;
   }
+  // A lone UTF-16 surrogate cannot be written as UTF-8 (it becomes U+FFFD) nor escaped in TOML or
+  // JSON for another program: no setting may hold one, whatever its schema.
+  const bad = illFormed(value);
+  if (bad !== undefined) {
+    const shown = containsSecret(schema) ? "" : ` (${preview(value)})`;
+    throw new SettingsError(`invalid value for '${fmt(path)}': ${bad}${shown}`, fmt(path), describeType(schema));
+  }
   if (!Value.Check(schema, value)) {
     const first = Value.Errors(schema, value).First();
     const where = first && first.path ? ` at ${first.path}` : "";
@@ -116,6 +131,26 @@ function walkValidate(schema: TSchema, value: unknown, path: string[]): void {
       expected,
     );
   }
+}
+
+// With the u flag a surrogate pair is one code point: only a lone surrogate matches (String.prototype.isWellFormed, Node 20+).
+const LONE_SURROGATE = /[\uD800-\uDFFF]/u;
+
+/** Why a JSON value holds a string that is not well-formed Unicode text (in a value or a table key), or undefined. */
+function illFormed(v: unknown): string | undefined {
+  if (typeof v === "string") return !LONE_SURROGATE.test(v) ? undefined : "a string is not well-formed Unicode (it holds a lone UTF-16 surrogate)";
+  if (Array.isArray(v)) {
+    for (const x of v) {
+      const r = illFormed(x);
+      if (r) return r;
+    }
+  } else if (isObject(v)) {
+    for (const [k, x] of Object.entries(v)) {
+      const r = illFormed(k) ?? illFormed(x);
+      if (r) return r;
+    }
+  }
+  return undefined;
 }
 
 function containsSecret(s: TSchema): boolean {

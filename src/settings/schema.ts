@@ -10,6 +10,7 @@
 //   x-secret            value is redacted in logs and support dumps
 import { Type, FormatRegistry, type TSchema, type TObject } from "@sinclair/typebox";
 import { isIP } from "node:net";
+import { X509Certificate } from "node:crypto";
 
 export const VARIANTS = ["dev", "k8s"] as const;
 export type Variant = (typeof VARIANTS)[number];
@@ -18,23 +19,109 @@ export function isVariant(v: string): v is Variant {
   return (VARIANTS as readonly string[]).includes(v);
 }
 
-// Formats are registered once; TypeBox checks them on string schemas with `format`.
+// Formats are registered once; TypeBox checks them on string schemas with `format`. Each checks a
+// value by its meaning (what reads it), not just its shape: every value a format accepts must
+// render into every file that uses it without breaking that file's syntax.
 FormatRegistry.Set("ip", (v) => isIP(v) !== 0);
-FormatRegistry.Set("hostname", (v) => /^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/.test(v));
-// URL.canParse drops tabs and newlines silently; a URL setting must not carry them into a file.
-FormatRegistry.Set("url", (v) => URL.canParse(v) && /^[a-z][a-z0-9+.-]*:\/\/[^\s]*$/i.test(v));
+const LABEL = "[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?";
+const DOMAIN_RE = new RegExp(`^${LABEL}(\\.${LABEL})*$`);
+/** A DNS name by RFC 1123: labels of 1-63 letters, digits and inner hyphens, 253 characters in all. */
+export const isDomain = (v: string) => v.length <= 253 && DOMAIN_RE.test(v);
+// A Linux host name: a DNS name that also fits the kernel's 64-byte limit (HOST_NAME_MAX), which
+// sethostname(2), hostname(1) and systemd-hostnamed enforce.
+FormatRegistry.Set("hostname", (v) => v.length <= 64 && isDomain(v));
+FormatRegistry.Set("domain", isDomain);
+// A server: a DNS name or an IP address.
+FormatRegistry.Set("host", (v) => isDomain(v) || isIP(v) !== 0);
+
+/** The URL, if v is an absolute http(s) URL whose host is a DNS name or an IP address, else undefined. */
+function httpUrl(v: string): URL | undefined {
+  // URL.canParse drops tabs and newlines silently and lets quotes and backslashes through in a host:
+  // the text itself must be plain printable ASCII with nothing the parser would repair.
+  if (!/^https?:\/\/[\x21-\x5b\x5d-\x7e]+$/i.test(v) || !URL.canParse(v)) return undefined;
+  const u = new URL(v);
+  if (u.protocol !== "http:" && u.protocol !== "https:") return undefined;
+  const host = u.hostname.startsWith("[") ? u.hostname.slice(1, -1) : u.hostname;
+  return isIP(host) !== 0 || isDomain(host) ? u : undefined;
+}
+FormatRegistry.Set("url", (v) => httpUrl(v) !== undefined);
+// A proxy: an http(s) URL naming a host, a port and maybe credentials; nothing after the host.
+FormatRegistry.Set("proxy-url", (v) => {
+  const u = httpUrl(v);
+  return u !== undefined && (u.pathname === "/" || u.pathname === "") && !/^https?:\/\/[^/]*\/./i.test(v) && !v.includes("?") && !v.includes("#");
+});
+// A NO_PROXY entry as Go's and curl's proxy code read it: "*", an IP address, a CIDR block, or a
+// DNS name (a leading "." or "*." matches subdomains), optionally with a port.
+FormatRegistry.Set("no-proxy", (v) => {
+  if (v === "*" || isIP(v) !== 0) return true;
+  const cidr = /^(.+)\/(\d{1,3})$/.exec(v);
+  if (cidr) return isIP(cidr[1]!) !== 0 && Number(cidr[2]) <= (isIP(cidr[1]!) === 4 ? 32 : 128);
+  const m = /^(\*?\.)?(.+?)(:\d{1,5})?$/.exec(v);
+  return !!m && (isDomain(m[2]!) || isIP(m[2]!) === 4) && (!m[3] || Number(m[3].slice(1)) <= 65535);
+});
+
+// A registry as containerd names it in its configuration: host[:port] (an IPv6 address in
+// brackets), or "*" for every registry. containerd's TOML parser (go-toml v1) cannot read a quoted
+// key holding an escaped quote, so a name must never need one.
+FormatRegistry.Set("registry", (v) => {
+  if (v === "*") return true;
+  const m = /^(\[([0-9A-Fa-f:.]+)\]|[^:[\]]+)(:\d{1,5})?$/.exec(v);
+  if (!m || (m[3] && Number(m[3].slice(1)) > 65535)) return false;
+  return m[2] !== undefined ? isIP(m[2]) === 6 : isDomain(m[1]!) || isIP(m[1]!) === 4;
+});
+
 const isBase64 = (v: string) => /^[A-Za-z0-9+/\r\n]*={0,2}$/.test(v) && v.replace(/\s/g, "").length % 4 === 0;
 FormatRegistry.Set("base64", isBase64);
-// Base64 of PEM text: what certificate settings hold, checked here so that a value that would
-// break rendering of the trust store later is refused when it is set.
-FormatRegistry.Set("base64-pem", (v) => {
-  if (!isBase64(v)) return false;
-  try {
-    const text = new TextDecoder("utf-8", { fatal: true }).decode(Buffer.from(v, "base64"));
-    return /-----BEGIN [A-Z0-9 ]+-----/.test(text);
-  } catch {
-    return false;
+
+/**
+ * The PEM blocks of a text, or undefined unless the text is only PEM blocks (whitespace between
+ * them): junk around a block makes OpenSSL reject a whole bundle it is concatenated into.
+ */
+export function pemBlocks(text: string): { label: string; pem: string }[] | undefined {
+  const re = /-----BEGIN ([A-Z0-9]+(?: [A-Z0-9]+)*)-----\r?\n((?:[A-Za-z0-9+/=]+\r?\n)*)-----END \1-----(?:\r?\n|$)/y;
+  const out: { label: string; pem: string }[] = [];
+  let i = 0;
+  for (;;) {
+    while (i < text.length && /\s/.test(text[i]!)) i++;
+    if (i === text.length) return out.length ? out : undefined;
+    re.lastIndex = i;
+    const m = re.exec(text);
+    if (!m || !isBase64(m[2]!.replace(/\s/g, "")) || m[2]!.trim() === "") return undefined;
+    out.push({ label: m[1]!, pem: m[0].replace(/\r/g, "").replace(/\n?$/, "\n") });
+    i = re.lastIndex;
   }
+}
+
+const decodeUtf8 = (v: string): string | undefined => {
+  if (!isBase64(v)) return undefined;
+  try {
+    return new TextDecoder("utf-8", { fatal: true }).decode(Buffer.from(v, "base64"));
+  } catch {
+    return undefined;
+  }
+};
+
+// Base64 of PEM text (only PEM blocks): what key settings hold.
+FormatRegistry.Set("base64-pem", (v) => {
+  const text = decodeUtf8(v);
+  return text !== undefined && pemBlocks(text) !== undefined;
+});
+
+/** The certificates of a PEM text, re-encoded, or undefined unless it is only parseable CERTIFICATE blocks. */
+export function pemCertificates(text: string): string[] | undefined {
+  const blocks = pemBlocks(text);
+  if (!blocks || blocks.some((b) => b.label !== "CERTIFICATE")) return undefined;
+  try {
+    return blocks.map((b) => new X509Certificate(b.pem).toString());
+  } catch {
+    return undefined;
+  }
+}
+// Base64 of PEM certificates, each parsed, checked here so that a value that would break the trust
+// store (or the API's TLS) is refused when it is set.
+FormatRegistry.Set("base64-pem-certificates", (v) => {
+  const text = decodeUtf8(v);
+  return text !== undefined && pemCertificates(text) !== undefined;
 });
 
 const opt = <T extends TSchema>(s: T) => Type.Optional(s);
@@ -47,8 +134,12 @@ const map = (keyPattern: string, value: TSchema, options: Record<string, unknown
   Type.Record(Type.String({ pattern: keyPattern }), value, { additionalProperties: false, ...options });
 
 // Strings that end up in configuration files must not carry newlines or control characters (a
-// newline in a sysctl value or a proxy URL would inject a line into the file).
-export const SINGLE_LINE = "^[^\\x00-\\x1f\\x7f]*$";
+// newline in a sysctl value or a proxy URL would inject a line into the file; no format can hold a
+// NUL). C1 controls are refused too: they are terminal escapes, not text. Every string of every
+// setting must also be well-formed Unicode (no lone UTF-16 surrogate): model.ts checks that for all.
+export const SINGLE_LINE = "^[^\\x00-\\x1f\\x7f-\\x9f]*$";
+// Text of several lines (the motd): tabs and newlines, no other control characters.
+export const MULTI_LINE = "^[^\\x00-\\x08\\x0b-\\x1f\\x7f-\\x9f]*$";
 const line = (options: Record<string, unknown> = {}) => Type.String({ pattern: SINGLE_LINE, ...options });
 const str = (description: string, options: Record<string, unknown> = {}) =>
   Type.String({ description, ...(options.pattern || options.format ? {} : { pattern: SINGLE_LINE }), ...options });
@@ -58,17 +149,25 @@ const list = (item: TSchema, description: string, options: Record<string, unknow
   Type.Array(item, { description, ...options });
 
 const NAME = "^[a-z0-9][a-z0-9_-]{0,62}$";
+// chrony's `server` options (chrony.conf(5)): an unknown one, or a number where it wants none, makes
+// chronyd refuse its whole configuration and not start.
+const CHRONY_OPTION =
+  "^((auto_offline|burst|copy|iburst|noselect|nts|offline|prefer|require|trust|xleave)" +
+  "|((certset|filter|key|maxpoll|maxsources|minpoll|minsamples|maxsamples|minstratum|ntsport|polltarget|port|version) -?[0-9]{1,4})" +
+  "|((asymmetry|maxdelay|maxdelaydevratio|maxdelayratio|mindelay|offset|presend) -?[0-9]{1,4}(\\.[0-9]{1,6})?))$";
+// A sysctl value: no control characters, and no space at either end (systemd-sysctl strips it).
+const SYSCTL_VALUE = "^([^\\x00-\\x20\\x7f-\\x9f]([^\\x00-\\x1f\\x7f-\\x9f]*[^\\x00-\\x20\\x7f-\\x9f])?)?$";
 const ip = Type.String({ format: "ip" });
 
 const network = obj(
   {
-    hostname: str("Host name; generated from the primary address (reverse DNS, else ip-a-b-c-d) when absent.", {
+    hostname: str("Host name (RFC 1123 labels, at most 64 characters); generated from the primary address (reverse DNS, else ip-a-b-c-d) when absent.", {
       format: "hostname",
       "x-generator": "hostname",
     }),
-    hosts: list(Type.Tuple([ip, Type.Array(Type.String({ format: "hostname" }), { minItems: 1 })]), "Static /etc/hosts entries: [address, [names...]]; repeated addresses are merged."),
-    "https-proxy": str("HTTPS proxy for containerd and the update agent, e.g. http://proxy.example:3128.", { minLength: 1 }),
-    "no-proxy": list(line({ minLength: 1 }), "Hosts that bypass the proxy; localhost is always added."),
+    hosts: list(Type.Tuple([ip, Type.Array(Type.String({ format: "domain" }), { minItems: 1 })]), "Static /etc/hosts entries: [address, [names...]]; repeated addresses are merged."),
+    "https-proxy": str("HTTPS proxy for containerd and the update agent: an http(s) URL with a host, a port and maybe credentials, e.g. http://proxy.example:3128.", { format: "proxy-url" }),
+    "no-proxy": list(Type.String({ format: "no-proxy" }), "Hosts that bypass the proxy (names, .domains, addresses, CIDR blocks; * for all); localhost is always added."),
   },
   { description: "Network identity and proxies." },
 );
@@ -76,22 +175,22 @@ const network = obj(
 const dns = obj(
   {
     "name-servers": list(ip, "DNS servers; when absent, the DHCP lease's servers are used.", { maxItems: 3 }),
-    "search-list": list(Type.String({ format: "hostname" }), "DNS search domains.", { maxItems: 6 }),
+    "search-list": list(Type.String({ format: "domain" }), "DNS search domains.", { maxItems: 6 }),
   },
   { description: "Name resolution." },
 );
 
 const ntp = obj(
   {
-    "time-servers": list(Type.String({ format: "hostname" }), "NTP servers.", { default: ["pool.ntp.org"] }),
-    options: list(Type.String({ pattern: "^[a-z][a-z0-9-]*( [0-9]+)?$" }), "chrony server options, e.g. iburst, minpoll 4.", { default: ["iburst"] }),
+    "time-servers": list(Type.String({ format: "host" }), "NTP servers (names or addresses).", { default: ["pool.ntp.org"] }),
+    options: list(Type.String({ pattern: CHRONY_OPTION }), "chrony server options, e.g. iburst, minpoll 4.", { default: ["iburst"] }),
   },
   { description: "Time synchronisation (chrony)." },
 );
 
 const kernel = obj(
   {
-    sysctl: map("^[a-z0-9_]+([./][a-z0-9_*-]+)+$", line(), {
+    sysctl: map("^[a-z0-9_]+([./][a-z0-9_*-]+)+$", Type.String({ pattern: SYSCTL_VALUE }), {
       description: 'Kernel parameters written to a sysctl drop-in, e.g. kernel.sysctl."vm.max_map_count" = "262144".',
     }),
     lockdown: Type.Union([Type.Literal("none"), Type.Literal("integrity"), Type.Literal("confidentiality")], {
@@ -155,17 +254,17 @@ const updates = obj(
 const containerRegistry = obj(
   {
     mirrors: list(
-      Type.Object({ registry: line({ minLength: 1 }), endpoint: Type.Array(Type.String({ format: "url" }), { minItems: 1 }) }, { additionalProperties: false }),
+      Type.Object({ registry: Type.String({ format: "registry" }), endpoint: Type.Array(Type.String({ format: "url" }), { minItems: 1 }) }, { additionalProperties: false }),
       "Registry mirrors: [{registry, endpoint: [urls]}].",
     ),
     credentials: list(
       Type.Object(
         {
-          registry: line({ minLength: 1 }),
+          registry: Type.String({ format: "registry" }),
           username: Type.Optional(line()),
-          password: Type.Optional(Type.String({ "x-secret": true })),
-          auth: Type.Optional(Type.String({ "x-secret": true })),
-          identitytoken: Type.Optional(Type.String({ "x-secret": true })),
+          password: Type.Optional(line({ "x-secret": true })),
+          auth: Type.Optional(Type.String({ format: "base64", pattern: SINGLE_LINE, "x-secret": true })),
+          identitytoken: Type.Optional(line({ "x-secret": true })),
         },
         { additionalProperties: false },
       ),
@@ -203,7 +302,7 @@ const ociDefaults = obj(
 const pki = map(
   NAME,
   obj({
-    data: str("Base64 PEM certificate bundle.", { format: "base64-pem", minLength: 1 }),
+    data: str("Base64 PEM certificate bundle: only CERTIFICATE blocks, each a parseable X.509 certificate.", { format: "base64-pem-certificates", minLength: 1 }),
     trusted: bool("Add the bundle to the trust store.", { default: false }),
   }),
   { description: "Certificate bundles by name." },
@@ -212,9 +311,9 @@ const pki = map(
 const kubernetes = obj(
   {
     "api-server": str("URL of the Kubernetes API server.", { format: "url" }),
-    "cluster-certificate": str("Base64 CA certificate of the cluster.", { format: "base64-pem" }),
+    "cluster-certificate": str("Base64 CA certificate of the cluster.", { format: "base64-pem-certificates" }),
     "cluster-name": str("Cluster name.", { minLength: 1 }),
-    "cluster-domain": str("Cluster DNS domain.", { format: "hostname", default: "cluster.local" }),
+    "cluster-domain": str("Cluster DNS domain.", { format: "domain", default: "cluster.local" }),
     "cluster-dns-ip": Type.Union([ip, Type.Array(ip, { minItems: 1 })], { description: "Cluster DNS service address(es)." }),
     "bootstrap-token": str("Bootstrap token (abcdef.0123456789abcdef).", { pattern: "^[a-z0-9]{6}\\.[a-z0-9]{16}$", "x-secret": true }),
     "authentication-mode": Type.Union([Type.Literal("tls"), Type.Literal("aws")], { description: "How the kubelet authenticates.", default: "tls" }),
@@ -252,9 +351,9 @@ const api = obj(
         "x-variant-defaults": { dev: true },
       }),
       port: int("TCP port of the network API.", { minimum: 1, maximum: 65535, default: 8443 }),
-      "server-certificate": str("Base64 PEM certificate (chain) the network API presents.", { format: "base64-pem" }),
+      "server-certificate": str("Base64 PEM certificate (chain) the network API presents.", { format: "base64-pem-certificates" }),
       "server-key": str("Base64 PEM private key of the network API.", { format: "base64-pem", "x-secret": true }),
-      "client-ca": str("Base64 PEM CA bundle; only clients with a certificate it signed are let in.", { format: "base64-pem" }),
+      "client-ca": str("Base64 PEM CA bundle; only clients with a certificate it signed are let in.", { format: "base64-pem-certificates" }),
     }),
   },
   { description: "The API itself." },
@@ -263,7 +362,7 @@ const api = obj(
 function settingsSchema(variant: Variant): TObject {
   const common: Record<string, TSchema> = {
     // The one multi-line setting: a message shown as is.
-    motd: Type.String({ description: "Message of the day (/etc/motd).", default: "Welcome to Caisson!" }),
+    motd: Type.String({ description: "Message of the day (/etc/motd): text; tabs and newlines but no other control characters.", pattern: MULTI_LINE, default: "Welcome to Caisson!" }),
     network,
     dns,
     ntp,

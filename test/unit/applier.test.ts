@@ -12,6 +12,7 @@ import { loadTemplates } from "../../src/applier/templates.js";
 import { RecordingServiceManager } from "../../src/applier/service-manager.js";
 import { changedKeys, deepMerge, type JsonObject } from "../../src/settings/keys.js";
 import { defaultsFor, validateSettings } from "../../src/settings/model.js";
+import { CERT_A } from "../helpers/test-certs.js";
 
 process.umask(0o022); // so default file modes are predictable
 
@@ -155,7 +156,7 @@ test("a proxy change rewrites containerd's and the update agent's files, restart
     assert.deepEqual(plan.files.map((f) => f.name).sort(), ["proxy-env", "updates-toml"]);
     assert.deepEqual(plan.services, ["containerd", "update-agent"]);
     assert.deepEqual(sm.restarted, [["containerd.service"]]);
-    assert.match(read(root, "/etc/caisson/proxy.env"), /^HTTPS_PROXY=http:\/\/proxy:3128$/m);
+    assert.match(read(root, "/etc/caisson/proxy.env"), /^HTTPS_PROXY="http:\/\/proxy:3128"$/m);
   } finally {
     done();
   }
@@ -218,7 +219,7 @@ test("dryRun on an empty root diffs against /dev/null and writes nothing", () =>
 test("trusting a PKI bundle rewrites the CA bundle and restarts containerd", async () => {
   const { root, sm, applier, done } = setup();
   try {
-    const cert = "-----BEGIN CERTIFICATE-----\nCORP\n-----END CERTIFICATE-----\n";
+    const cert = CERT_A;
     const data = Buffer.from(cert).toString("base64");
     const s1 = settings({ pki: { corp: { data, trusted: false } } });
     await applier.apply(s1, "all");

@@ -13,6 +13,7 @@ import {
 } from "../../src/settings/model.js";
 import { VARIANTS, type Variant } from "../../src/settings/schema.js";
 import type { JsonObject } from "../../src/settings/keys.js";
+import { CERT_A, CERT_B } from "../helpers/test-certs.js";
 
 /** Asserts that validation fails with a SettingsError for `key` whose message matches `re`. */
 function rejects(variant: Variant, tree: unknown, key: string, re: RegExp, expected?: string): void {
@@ -61,7 +62,7 @@ test("kubernetes settings exist only on the k8s variant", () => {
 });
 
 test("wrong types name the key and what was expected", () => {
-  rejects("dev", { motd: 42 }, "settings.motd", /invalid value for 'settings\.motd': expected string, got 42/, "string");
+  rejects("dev", { motd: 42 }, "settings.motd", /invalid value for 'settings\.motd': expected text, got 42/, "text");
   rejects("k8s", { kubernetes: { "max-pods": "5" } }, "settings.kubernetes.max-pods", /expected integer in \[1, ∞\], got "5"/, "integer in [1, ∞]");
   rejects("k8s", { kubernetes: { "max-pods": 0 } }, "settings.kubernetes.max-pods", /expected integer in \[1, ∞\], got 0/);
   rejects("dev", { updates: { seed: 2048 } }, "settings.updates.seed", /expected integer in \[0, 2047\]/);
@@ -70,8 +71,8 @@ test("wrong types name the key and what was expected", () => {
   rejects("dev", { kernel: "x" }, "settings.kernel", /expected a table of settings, got string "x"/, "table");
   rejects("dev", { kernel: { sysctl: ["a"] } }, "settings.kernel.sysctl", /expected a table of settings, got a list/);
   rejects("dev", [], "settings", /invalid value for 'settings': expected a table/);
-  rejects("dev", { ntp: { "time-servers": "pool.ntp.org" } }, "settings.ntp.time-servers", /expected list of string \(hostname\)/);
-  rejects("dev", { network: { hosts: [["10.0.0.1", []]] } }, "settings.network.hosts", /expected list of \[string \(ip\), list of string \(hostname\)\].*at \/0\/1/);
+  rejects("dev", { ntp: { "time-servers": "pool.ntp.org" } }, "settings.ntp.time-servers", /expected list of string \(host\)/);
+  rejects("dev", { network: { hosts: [["10.0.0.1", []]] } }, "settings.network.hosts", /expected list of \[string \(ip\), list of string \(domain\)\].*at \/0\/1/);
 });
 
 test("format checks: ip, url, hostname, base64", () => {
@@ -82,7 +83,7 @@ test("format checks: ip, url, hostname, base64", () => {
     { network: { hostname: "ip-10-0-0-1.ec2.internal" } },
     { "host-containers": { admin: { "user-data": "" } } },
     { "host-containers": { admin: { "user-data": "aGk=" } } },
-    { pki: { corp: { data: Buffer.from("-----BEGIN CERTIFICATE-----\nMIIC\n-----END CERTIFICATE-----\n").toString("base64").replace(/(.{16})/, "$1\n") } } },
+    { pki: { corp: { data: Buffer.from(CERT_A).toString("base64").replace(/(.{16})/, "$1\n") } } },
   ];
   for (const t of ok) validateSettings("dev", t);
   rejects("dev", { dns: { "name-servers": ["1.2.3.400"] } }, "settings.dns.name-servers", /expected list of string \(ip\).*format/);
@@ -146,7 +147,7 @@ test("coerceKeypairValue types key=value strings by the key's schema", () => {
     (e: unknown) =>
       e instanceof SettingsError &&
       e.key === "settings.ntp.time-servers" &&
-      /invalid value for 'settings\.ntp\.time-servers': expected list of string \(hostname\) written as JSON/.test(e.message),
+      /invalid value for 'settings\.ntp\.time-servers': expected list of string \(host\) written as JSON/.test(e.message),
   );
   assert.throws(() => coerceKeypairValue("dev", ["motdd"], "x"), (e: unknown) => e instanceof SettingsError && e.key === "settings.motdd" && /unknown setting/.test(e.message));
   assert.throws(() => coerceKeypairValue("dev", ["kubernetes", "max-pods"], "5"), SettingsError);
@@ -196,9 +197,61 @@ test("generatorsFor lists the generated keys", () => {
 });
 
 test("describeType summarises schemas", () => {
-  assert.equal(describeType(schemaAt("dev", ["motd"])!), "string");
+  assert.equal(describeType(schemaAt("dev", ["motd"])!), "text");
   assert.equal(describeType(schemaAt("dev", ["updates", "seed"])!), "integer in [0, 2047]");
   assert.equal(describeType(schemaAt("dev", ["kernel", "sysctl"])!), "map");
   assert.equal(describeType(schemaAt("dev", ["network"])!), "table");
   assert.equal(describeType(schemaAt("k8s", ["kubernetes", "cluster-dns-ip"])!), "string (ip) or list of string (ip)");
+});
+
+test("values that would break the file they render into are refused (issue 8)", () => {
+  const b64 = (s: string) => Buffer.from(s).toString("base64");
+  const cred = (c: JsonObject) => ({ "container-registry": { credentials: [{ registry: "r.example", ...c }] } });
+  const bad: [JsonObject, string][] = [
+    [cred({ password: "a\ud800b" }), "settings.container-registry.credentials"], // lone surrogate: \ud800 is not TOML
+    [cred({ username: "\udfffx" }), "settings.container-registry.credentials"],
+    [cred({ password: "two\nlines" }), "settings.container-registry.credentials"],
+    [cred({ auth: "not base64!" }), "settings.container-registry.credentials"],
+    [{ motd: "nul\u0000" }, "settings.motd"],
+    [{ motd: "esc\u001b[2J" }, "settings.motd"],
+    [{ motd: "lone \ud83d" }, "settings.motd"],
+    [{ network: { hostname: `${"a".repeat(40)}.${"b".repeat(24)}` } }, "settings.network.hostname"], // 65 characters
+    [{ network: { "https-proxy": "http://proxy.example:3128\\" } }, "settings.network.https-proxy"],
+    [{ network: { "https-proxy": '"http://proxy.example:3128' } }, "settings.network.https-proxy"],
+    [{ network: { "https-proxy": "http://proxy.example:3128/path?q" } }, "settings.network.https-proxy"],
+    [{ network: { "https-proxy": "socks5://proxy.example:1080" } }, "settings.network.https-proxy"],
+    [{ network: { "https-proxy": 'http://pro"xy.example:3128' } }, "settings.network.https-proxy"],
+    [{ network: { "no-proxy": ["a b"] } }, "settings.network.no-proxy"],
+    [{ network: { "no-proxy": ['x"y'] } }, "settings.network.no-proxy"],
+    [{ network: { "no-proxy": ["a,b"] } }, "settings.network.no-proxy"],
+    [{ updates: { "metadata-base-url": 'http://a"b.example/' } }, "settings.updates.metadata-base-url"],
+    [{ updates: { "metadata-base-url": "ftp://a.example/" } }, "settings.updates.metadata-base-url"],
+    [{ ntp: { options: ["bogus"] } }, "settings.ntp.options"],
+    [{ ntp: { options: ["iburst 4"] } }, "settings.ntp.options"],
+    [{ kernel: { sysctl: { "vm.x": " 1" } } }, "settings.kernel.sysctl.vm.x"],
+    [{ pki: { corp: { data: b64("junk\n" + CERT_A) } } }, "settings.pki.corp.data"],
+    [{ pki: { corp: { data: b64(CERT_A + "trailing junk\n") } } }, "settings.pki.corp.data"],
+    [{ pki: { corp: { data: b64("-----BEGIN CERTIFICATE-----\nMIIC\n-----END CERTIFICATE-----\n") } } }, "settings.pki.corp.data"],
+    [{ pki: { corp: { data: b64(CERT_A.replace("CERTIFICATE-----\n", "CERTIFICATE-----\njunk ")) } } }, "settings.pki.corp.data"],
+  ];
+  for (const [tree, key] of bad) {
+    assert.throws(
+      () => validateSettings("dev", tree),
+      (e: unknown) => e instanceof SettingsError && e.key !== undefined && e.key.startsWith(key.split(".").slice(0, 3).join(".")),
+      JSON.stringify(tree),
+    );
+  }
+  const good: JsonObject[] = [
+    cred({ password: "p@ss w$rd \"quoted\" \\ 😀" }),
+    { motd: "Line one\n\tLine two\n" },
+    { network: { hostname: `${"a".repeat(40)}.${"b".repeat(23)}` } }, // 64 characters
+    { network: { "https-proxy": "http://user:pa$$w'rd@proxy.example:3128" } },
+    { network: { "https-proxy": "https://[fd00::1]:3128/" } },
+    { network: { "no-proxy": ["*", ".example.com", "*.example.com", "host.example:8080", "10.0.0.0/8", "fd00::/8", "192.0.2.1"] } },
+    { ntp: { "time-servers": ["fd00::123", "192.0.2.1", "ntp.example"], options: ["iburst", "minpoll 4", "maxpoll 10", "offset -0.5"] } },
+    { kernel: { sysctl: { "net.ipv4.tcp_rmem": "4096 87380 6291456" } } },
+    { pki: { corp: { data: b64(CERT_A + "\n" + CERT_B) } } },
+    { pki: { corp: { data: b64((CERT_A + CERT_B).replace(/\n/g, "\r\n")) } } },
+  ];
+  for (const tree of good) assert.doesNotThrow(() => validateSettings("dev", tree), JSON.stringify(tree));
 });

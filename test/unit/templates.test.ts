@@ -10,8 +10,8 @@ import { defaultsFor, schemaAt, validateSettings } from "../../src/settings/mode
 
 const templates = loadTemplates(join(packageRoot(), "image", "templates"));
 const b64 = (s: string) => Buffer.from(s).toString("base64");
-const CERT_A = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
-const CERT_B = "-----BEGIN CERTIFICATE-----\nBBBB\n-----END CERTIFICATE-----"; // no final newline
+import { CERT_A, CERT_B } from "../helpers/test-certs.js";
+
 const BASE = "-----BEGIN CERTIFICATE-----\nBASE\n-----END CERTIFICATE-----\n";
 
 function sample(): JsonObject {
@@ -43,7 +43,7 @@ function sample(): JsonObject {
       ],
     },
     "container-runtime": { "enable-unprivileged-ports": true, "enable-unprivileged-icmp": false, "max-container-log-line-size": -1 },
-    pki: { corp: { data: b64(CERT_A), trusted: true }, other: { data: b64(CERT_B), trusted: true }, untrusted: { data: b64("-----BEGIN CERTIFICATE-----\nNOT-TRUSTED\n-----END CERTIFICATE-----\n"), trusted: false } },
+    pki: { corp: { data: b64(CERT_A), trusted: true }, other: { data: b64(CERT_B.trimEnd()), trusted: true }, untrusted: { data: b64(CERT_A + CERT_B), trusted: false } }, // CERT_B: no final newline
     updates: { "metadata-base-url": "https://updates.example/meta/", "targets-base-url": "https://updates.example/targets/", seed: 1234, "version-lock": "v1.2.3" },
     kubernetes: { "api-server": "https://api.cluster.example:6443" },
   });
@@ -140,24 +140,26 @@ test("containerd config: valid TOML with runtime settings, mirrors and credentia
 
 test("proxy env: proxy, no_proxy with localhost and the cluster added", () => {
   const out = render("proxy-env.hbs");
-  assert.match(out, /^HTTPS_PROXY=http:\/\/proxy\.example:3128$/m);
-  assert.match(out, /^https_proxy=http:\/\/proxy\.example:3128$/m);
+  assert.match(out, /^HTTPS_PROXY="http:\/\/proxy\.example:3128"$/m);
+  assert.match(out, /^https_proxy="http:\/\/proxy\.example:3128"$/m);
   const noProxy = "example.com,10.0.0.0/8,localhost,127.0.0.1,api.cluster.example,.cluster.local";
-  assert.match(out, new RegExp(`^NO_PROXY=${noProxy.replace(/\./g, "\\.")}$`, "m"));
-  assert.match(out, new RegExp(`^no_proxy=${noProxy.replace(/\./g, "\\.")}$`, "m"));
+  assert.match(out, new RegExp(`^NO_PROXY="${noProxy.replace(/\./g, "\\.")}"$`, "m"));
+  assert.match(out, new RegExp(`^no_proxy="${noProxy.replace(/\./g, "\\.")}"$`, "m"));
   const dev = render("proxy-env.hbs", defaultsFor("dev"));
   assert.doesNotMatch(dev, /HTTPS_PROXY/);
-  assert.match(dev, /^NO_PROXY=localhost,127\.0\.0\.1$/m);
+  assert.match(dev, /^NO_PROXY="localhost,127\.0\.0\.1"$/m);
 });
 
 test("CA bundle: base bundle, then trusted bundles only, each ending in a newline", () => {
-  assert.equal(render("ca-bundle.hbs"), BASE + CERT_A + CERT_B + "\n");
+  assert.equal(render("ca-bundle.hbs"), BASE + CERT_A + CERT_B);
   assert.equal(render("ca-bundle.hbs", {}, {}), "");
 });
 
 test("CA bundle: invalid base64 in a trusted bundle is a clear error", () => {
   const s = deepMerge(sample(), { pki: { bad: { data: "not base64!", trusted: true } } });
   assert.throws(() => render("ca-bundle.hbs", s), /base64_decode: value is not valid base64/);
+  const junk = deepMerge(sample(), { pki: { bad: { data: b64("junk\n" + CERT_A), trusted: true } } });
+  assert.throws(() => render("ca-bundle.hbs", junk), /pem_certificates: value is not only PEM CERTIFICATE blocks/);
 });
 
 test("update agent config: valid TOML from settings.updates and the proxy", () => {
