@@ -6,17 +6,52 @@ import { ApiError, errorBody, toApiError } from "./errors.js";
 import { routes, type Request } from "./routes.js";
 import type { Json } from "../settings/keys.js";
 import type { Host } from "../host/host.js";
+import { checkJsonTextDepth } from "../settings/limits.js";
 
 export const MAX_BODY_BYTES = 1024 * 1024;
 
 /** The API's request handler, shared by the Unix socket server and the network (mTLS) server. */
 export function apiRequestHandler(host: Host, log: (msg: string) => void = () => {}): RequestListener {
   return (req, res) => {
-    handle(host, req, res).catch((e: unknown) => {
-      log(`request handling failed: ${(e as Error).message}`);
-      if (!res.headersSent) send(res, 500, errorBody(new ApiError(500, "internal error")));
-    });
+    handle(host, req, res, log).catch((e: unknown) => sendError(req, res, e, log));
   };
+}
+
+/**
+ * Answer an error. The one place errors are answered, so every 5xx is logged here: a 5xx is our
+ * failure (a bug, or the host's own trouble), never the client's, and must not go unseen.
+ */
+function sendError(req: IncomingMessage, res: ServerResponse, e: unknown, log: (msg: string) => void): void {
+  const err = toApiError(e);
+  if (err.status >= 500) {
+    const stack = e instanceof Error && !(e instanceof ApiError) && e.stack ? `\n${e.stack}` : "";
+    log(`${req.method} ${String(req.url).slice(0, 200)} answered ${err.status}: ${err.message}${stack}`);
+  }
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  send(res, err.status, errorBody(err));
+}
+
+const UTF8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+
+/** Bytes of `s` once its %XX escapes are decoded (as URLSearchParams decodes them) are UTF-8. */
+function percentDecodedIsUtf8(s: string): boolean {
+  if (!/%[89A-Fa-f]|[^ -~]/.test(s)) return true; // printable ASCII, no escaped byte over 0x7f
+  const bytes: number[] = [];
+  for (let i = 0; i < s.length; i++) {
+    if (s[i] === "%" && /^[0-9A-Fa-f]{2}$/.test(s.slice(i + 1, i + 3))) {
+      bytes.push(parseInt(s.slice(i + 1, i + 3), 16));
+      i += 2;
+    } else bytes.push(...Buffer.from(s[i]!, "utf8"));
+  }
+  try {
+    UTF8.decode(Uint8Array.from(bytes));
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 export function createApiServer(host: Host, log: (msg: string) => void = () => {}): Server {
@@ -30,15 +65,14 @@ export function createApiServer(host: Host, log: (msg: string) => void = () => {
   return server;
 }
 
-async function handle(host: Host, req: IncomingMessage, res: ServerResponse): Promise<void> {
+async function handle(host: Host, req: IncomingMessage, res: ServerResponse, log: (msg: string) => void): Promise<void> {
   let raw: Buffer;
   try {
     raw = await readBody(req);
   } catch (e) {
-    const err = toApiError(e);
     // The client may still be sending: answer, then close the connection.
     res.setHeader("connection", "close");
-    return send(res, err.status, errorBody(err));
+    return sendError(req, res, e, log);
   }
   try {
     let url: URL;
@@ -47,6 +81,9 @@ async function handle(host: Host, req: IncomingMessage, res: ServerResponse): Pr
     } catch {
       throw new ApiError(400, `malformed request target: ${String(req.url).slice(0, 100)}`);
     }
+    // URLSearchParams would turn bytes that are not UTF-8 into U+FFFD: a key or transaction name
+    // that is not what the client sent. Refuse them (in the path too).
+    if (!percentDecodedIsUtf8(url.pathname + url.search)) throw new ApiError(400, "request target is not valid UTF-8 once percent-decoded");
     const route = routes[url.pathname];
     if (!route) throw new ApiError(404, `no such path: ${url.pathname}`);
     const handler = route[req.method ?? "GET"];
@@ -54,23 +91,15 @@ async function handle(host: Host, req: IncomingMessage, res: ServerResponse): Pr
       res.setHeader("allow", Object.keys(route).join(", "));
       throw new ApiError(405, `method ${req.method} not allowed on ${url.pathname}; allowed: ${Object.keys(route).join(", ")}`);
     }
-    let parsed: Json | undefined;
-    let parsedOnce = false;
+    let parsed: { ok: Json | undefined } | { error: ApiError } | undefined;
     const request: Request = {
       method: req.method ?? "GET",
       path: url.pathname,
       query: url.searchParams,
       body: () => {
-        if (!parsedOnce) {
-          parsedOnce = true;
-          if (raw.length === 0) return (parsed = undefined);
-          try {
-            parsed = JSON.parse(raw.toString("utf8")) as Json;
-          } catch (e) {
-            throw new ApiError(400, `malformed JSON body: ${(e as Error).message}`);
-          }
-        }
-        return parsed;
+        parsed ??= parseBody(raw);
+        if ("error" in parsed) throw parsed.error;
+        return parsed.ok;
       },
     };
     const out = await handler(host, request);
@@ -80,8 +109,25 @@ async function handle(host: Host, req: IncomingMessage, res: ServerResponse): Pr
     }
     send(res, 200, JSON.stringify(out));
   } catch (e) {
+    sendError(req, res, e, log);
+  }
+}
+
+/** A request body as JSON: UTF-8 (not repaired), nested at most MAX_DEPTH levels (checked before parsing). */
+function parseBody(raw: Buffer): { ok: Json | undefined } | { error: ApiError } {
+  if (raw.length === 0) return { ok: undefined };
+  let text: string;
+  try {
+    text = UTF8.decode(raw);
+  } catch {
+    return { error: new ApiError(400, "request body is not valid UTF-8") };
+  }
+  try {
+    checkJsonTextDepth(text, "the request body");
+    return { ok: JSON.parse(text) as Json };
+  } catch (e) {
     const err = toApiError(e);
-    send(res, err.status, errorBody(err));
+    return { error: err.status < 500 ? err : new ApiError(400, `malformed JSON body: ${(e as Error).message}`) };
   }
 }
 

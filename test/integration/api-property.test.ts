@@ -19,8 +19,16 @@ import { call, startHost, type Response, type TestHost } from "../helpers/host.j
 // The bugs these properties found are fixed; the input filters for them stay available for triage.
 const STRICT = process.env.CAISSON_PROPERTY_LENIENT !== "1";
 const SEED = process.env.CAISSON_PROPERTY_SEED === undefined ? undefined : Number(process.env.CAISSON_PROPERTY_SEED);
-// A time limit per property bounds shrinking, which replays requests against a stateful host.
-const runs = (n: number) => ({ numRuns: n, includeErrorInReport: true, interruptAfterTimeLimit: 60_000, ...(SEED === undefined ? {} : { seed: SEED }) });
+// A time limit per property bounds shrinking, which replays requests against a stateful host. A
+// property interrupted before its numRuns fails (failOnInterrupt): fewer runs than asked for must
+// not pass unseen (raise the limit, or lower numRuns, if a slow machine needs it).
+const TIME_LIMIT_MS = Number(process.env.CAISSON_PROPERTY_TIME_LIMIT_MS ?? 120_000);
+const runs = (n: number) => ({
+  numRuns: n,
+  includeErrorInReport: true,
+  plugins: [fc.interruptAfterTimeLimit(TIME_LIMIT_MS, { failOnInterrupt: true })],
+  ...(SEED === undefined ? {} : { seed: SEED }),
+});
 
 let h: TestHost;
 before(async () => {
@@ -274,8 +282,43 @@ const nearlyValid: fc.Arbitrary<J> = fc.tuple(validSettings, nameArb, lit(scalar
 
 const TINY = ["", " ", "{}", "[]", "null", "0", '""', "{", "}", "[", '{"":1}', '{"motd":}', "\u0000", "\ufeff{}", '{"motd":"a"}garbage', "true", "1e999"];
 
-/** Request bodies: text, mostly JSON, some not. */
+/**
+ * Deep values: lists and tables nested up to 2000 levels (far past the limit of 32), at the root or
+ * under real setting names, closed or not. Built as text: a tree this deep would overflow the
+ * recursive helpers of this file.
+ */
+const DEEP_UNDER: [string, string][] = [
+  ["", ""],
+  ['{"motd":', "}"],
+  ['{"kernel":{"sysctl":{"a.b":', "}}}"],
+  ['{"network":{"hosts":', "}}"],
+  ['{"x":', "}"],
+  ['{"container-registry":{"credentials":[{"registry":', "}]}}"],
+];
+const deepBody: fc.Arbitrary<string> = fc
+  .tuple(fc.integer({ min: 1, max: 2000 }), fc.constantFrom(...DEEP_UNDER), fc.array(fc.boolean(), { minLength: 1, maxLength: 8 }), fc.boolean(), fc.constantFrom("1", '"s"', "[]", "{}", "null"))
+  .map(([depth, [under, tail], pattern, closed, leaf]) => {
+    let open = "";
+    let close = "";
+    for (let i = 0; i < depth; i++) {
+      const list = pattern[i % pattern.length]!;
+      open += list ? "[" : '{"a":';
+      close = (list ? "]" : "}") + close;
+    }
+    return under + open + leaf + (closed ? close + tail : "");
+  });
+/** Wide values: many entries or list items, long strings (up to past the value limit). */
+const wideBody: fc.Arbitrary<string> = fc.oneof(
+  fc.integer({ min: 1, max: 5000 }).map((n) => JSON.stringify({ kernel: { sysctl: Object.fromEntries(Array.from({ length: n }, (_, i) => [`k.${i}`, `${i}`])) } })),
+  fc.integer({ min: 1, max: 20000 }).map((n) => JSON.stringify({ dns: { "name-servers": Array.from({ length: n }, (_, i) => `10.0.${(i >> 8) & 255}.${i & 255}`) } })),
+  fc.integer({ min: 60 * 1024, max: 70 * 1024 }).map((n) => JSON.stringify({ motd: "m".repeat(n) })),
+  fc.integer({ min: 1, max: 3000 }).map((n) => JSON.stringify(Array.from({ length: n }, () => ({})))),
+);
+
+/** Request bodies: text, mostly JSON, some not; deep and wide ones too. */
 const bodyArb: fc.Arbitrary<string> = fc.oneof(
+  { weight: 1, arbitrary: deepBody },
+  { weight: 1, arbitrary: wideBody },
   { weight: 4, arbitrary: validSettings.map(text) },
   { weight: 3, arbitrary: randomTree.map(text) },
   { weight: 2, arbitrary: nearlyValid.map(text) },
@@ -352,15 +395,38 @@ test("PATCH /settings with random bodies: no 5xx, 4xx is JSON and changes nothin
 
 test("PATCH /settings with bodies around the size limit: 413 or accepted, never 5xx", async () => {
   const LIMIT = 1024 * 1024;
+  /** {"kernel":{"sysctl":{...}}} of exactly `size` bytes: entries of ~1000 bytes (under the value limit). */
+  const wide = (size: number) => {
+    const prefix = '{"kernel":{"sysctl":{';
+    const suffix = "}}}";
+    const entries: string[] = [];
+    let used = prefix.length + suffix.length;
+    for (let i = 0; ; i++) {
+      const head = `${i ? "," : ""}"k.${i}":"`;
+      const room = size - used - head.length - 1;
+      if (room <= 2000) {
+        entries.push(head + "v".repeat(Math.max(0, room)) + '"');
+        break;
+      }
+      entries.push(head + "v".repeat(1000) + '"');
+      used += head.length + 1001;
+    }
+    return prefix + entries.join("") + suffix;
+  };
   await fc.assert(
-    fc.asyncProperty(fc.integer({ min: LIMIT - 64, max: LIMIT + 64 }), fc.constantFrom("motd", "garbage", "nested"), async (size, kind) => {
+    fc.asyncProperty(fc.integer({ min: LIMIT - 64, max: LIMIT + 64 }), fc.constantFrom("motd", "garbage", "nested", "wide"), async (size, kind) => {
       try {
         const pad = (prefix: string, suffix: string) => prefix + "x".repeat(Math.max(0, size - prefix.length - suffix.length)) + suffix;
-        const body = kind === "motd" ? pad('{"motd":"', '"}') : kind === "garbage" ? pad("{", "") : pad('{"kernel":{"sysctl":{"a.b":"', '"}}}');
+        const body = kind === "motd" ? pad('{"motd":"', '"}') : kind === "garbage" ? pad("{", "") : kind === "wide" ? wide(size) : pad('{"kernel":{"sysctl":{"a.b":"', '"}}}');
+        assert.equal(Buffer.byteLength(body), size);
         const { r } = await probe("PATCH", "/settings?tx=huge", body);
         if (Buffer.byteLength(body) > LIMIT) assert.equal(r.status, 413);
         else if (kind === "garbage") assert.equal(r.status, 400);
-        else assert.equal(r.status, 204, r.text);
+        // One value of ~1 MiB is over the limit of 64 KiB for one value.
+        else if (kind !== "wide") {
+          assert.equal(r.status, 413);
+          assert.match(r.text, /over the limit of 64 KiB for one value/);
+        } else assert.equal(r.status, 204, r.text);
       } finally {
         await dropAllTx();
       }
@@ -384,6 +450,8 @@ test("PATCH /settings/keypair with random key paths and values: no 5xx, 4xx chan
   const pair = fc.oneof(
     { weight: 6, arbitrary: validPair },
     { weight: 3, arbitrary: fc.tuple(keyArb, valueText).map(([k, v]) => `${k}=${v}`) },
+    // Values read as JSON (lists, tables) nested far past the depth limit.
+    { weight: 1, arbitrary: fc.tuple(fc.constantFrom("ntp.time-servers", "dns.name-servers", "kernel.sysctl", "boot.kernel-parameters", "motd"), deepBody).map(([k, v]) => `${k}=${v}`) },
     { weight: 1, arbitrary: anyString },
   );
   const payload = fc.oneof(
@@ -413,11 +481,15 @@ test("PATCH /settings/keypair with random key paths and values: no 5xx, 4xx chan
   );
 });
 
+/** Query strings whose bytes, once percent-decoded, are not UTF-8 (URLSearchParams would make them U+FFFD). */
+const NOT_UTF8 = ["%ff", "%c3", "settings.motd%80", "%ed%a0%80", "%f4%90%80%80", '%22%e9%22'];
+
 test("GET /settings?keys=|prefix= and GET /?prefix= with random keys: no 5xx, nothing changes, answers are parts of the whole", async () => {
   const query = fc.oneof(
     { weight: 4, arbitrary: fc.array(keyArb, { minLength: 1, maxLength: 4 }).map((ks) => pct(ks.join(","))) },
     { weight: 1, arbitrary: printable.filter((s) => !s.includes("#")) },
     { weight: 1, arbitrary: fc.constantFrom("", "%", "%zz", "%00", ",", ",,", "settings,os", "%2C") },
+    { weight: 1, arbitrary: fc.constantFrom(...NOT_UTF8) },
   );
   await fc.assert(
     fc.asyncProperty(fc.constantFrom("/settings?keys=", "/settings?prefix=", "/?prefix=", "/os?prefix=", "/services?prefix=", "/settings?keys=motd&prefix="), query, async (where, q) => {
@@ -425,6 +497,7 @@ test("GET /settings?keys=|prefix= and GET /?prefix= with random keys: no 5xx, no
       fc.pre(!KNOWN_BUGS.target(target));
       const { r, before, after } = await probe("GET", target, undefined);
       assert.deepEqual(after, before, "a GET changes nothing");
+      if (NOT_UTF8.includes(q)) assert.equal(r.status, 400, `${target}: ${r.text}`);
       if (r.status === 200 && where.startsWith("/settings")) assertSubtree(JSON.parse(r.text) as Value, before.live, target);
       if (r.status === 200 && where === "/?prefix=") {
         const model = JSON.parse((await api("GET", "/")).text) as Value;
