@@ -14,8 +14,15 @@
 // cut may lose uncommitted changes (as Bottlerocket's storewolf discards them at boot anyway),
 // never committed ones. (The unlink of a consumed pending file is not fsynced: after a power cut it
 // may reappear, but the host discards every pending transaction at start, so it is never committed.)
-import { existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, renameSync, symlinkSync, unlinkSync } from "node:fs";
-import { join } from "node:path";
+//
+// An unreadable live.json (disk error, truncation, garbage, a wrong shape) must not keep the host
+// from starting: a host has no shell to repair it with. Each commit first writes the live settings
+// it replaces (checked when read, so known good) durably to live.json.last-good. open() falls back
+// to that copy, else to empty settings (the host fills in defaults), keeps the bad file as
+// live.json.corrupt for inspection and reports what happened in `opened` (the host puts it in its
+// boot status and the health gate fails). The next commit writes a good live.json again.
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, renameSync, symlinkSync, unlinkSync } from "node:fs";
+import { basename, join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { writeFileAtomic, fsyncDir } from "../fsutil/atomic.js";
 import { faultPoint } from "../fsutil/faults.js";
@@ -24,7 +31,7 @@ import { changedKeys, deepMerge, isObject, type JsonObject } from "../settings/k
 export class NothingPendingError extends Error {}
 export class DatastoreError extends Error {}
 
-interface LiveFile {
+export interface LiveFile {
   "datastore-version": string;
   settings: JsonObject;
   "last-commit": { tx: string; id: string } | null;
@@ -43,6 +50,59 @@ export function checkTxName(tx: string): void {
   if (!TX_NAME.test(tx)) throw new DatastoreError(`invalid transaction name '${tx.slice(0, 80)}': use 1-64 printable ASCII characters`);
 }
 
+/** How open() found live.json: "ok", or what it started on instead and why. */
+export interface OpenState {
+  state: "ok" | "last-good" | "empty";
+  /** Why live.json could not be used. */
+  error?: string;
+  /** Where the unusable live.json was kept. */
+  kept?: string;
+}
+
+export const LAST_GOOD = "live.json.last-good";
+export const CORRUPT = "live.json.corrupt";
+
+/** Read and check a live file: JSON with a settings table and a datastore version. Throws why not. */
+export function readLiveFile(path: string): LiveFile {
+  const text = readFileSync(path, "utf8");
+  let live: unknown;
+  try {
+    live = JSON.parse(text);
+  } catch (e) {
+    throw new DatastoreError(`${path} is not valid JSON (${text.length} bytes): ${(e as Error).message}`);
+  }
+  if (!isObject(live)) throw new DatastoreError(`${path} holds no JSON object`);
+  if (!isObject(live.settings)) throw new DatastoreError(`${path} has no settings table`);
+  if (typeof live["datastore-version"] !== "string") throw new DatastoreError(`${path} has no datastore version`);
+  const last = live["last-commit"];
+  if (last !== null && last !== undefined && !(isObject(last) && typeof last.tx === "string" && typeof last.id === "string")) {
+    throw new DatastoreError(`${path} has a malformed last-commit`);
+  }
+  return { "datastore-version": live["datastore-version"], settings: live.settings as JsonObject, "last-commit": (last ?? null) as LiveFile["last-commit"] };
+}
+
+/**
+ * The live file of the data directory `dir`, falling back to its last good copy, then to empty
+ * settings at the version the directory is named for (v<version>_<id>).
+ */
+export function readLiveWithFallback(dir: string): { live: LiveFile; opened: OpenState } {
+  const path = join(dir, "live.json");
+  let error: string;
+  try {
+    return { live: readLiveFile(path), opened: { state: "ok" } };
+  } catch (e) {
+    error = (e as Error).message;
+  }
+  try {
+    const live = readLiveFile(join(dir, LAST_GOOD));
+    return { live: { ...live, "last-commit": null }, opened: { state: "last-good", error } };
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== "ENOENT") error += `; its last good copy too: ${(e as Error).message}`;
+  }
+  const version = /^v([^_/]+)_/.exec(basename(dir))?.[1] ?? "unknown";
+  return { live: { "datastore-version": version, settings: {}, "last-commit": null }, opened: { state: "empty", error } };
+}
+
 export class Datastore {
   private live: LiveFile;
   private pending = new Map<string, PendingFile>();
@@ -50,18 +110,30 @@ export class Datastore {
   private constructor(
     readonly dir: string,
     live: LiveFile,
+    /** How live.json was found at open: "ok", or what the store started on instead and why. */
+    readonly opened: OpenState = { state: "ok" },
   ) {
     this.live = live;
   }
 
-  /** Open the store under `base`, creating it at `version` if it does not exist. */
+  /**
+   * Open the store under `base`, creating it at `version` if it does not exist. An unusable
+   * live.json does not fail it: see the file's header and `opened`.
+   */
   static open(base: string, version: string): Datastore {
     const current = join(base, "current");
     if (!existsSync(current)) Datastore.create(base, version);
     const dir = join(base, readlinkSync(current));
-    const live = JSON.parse(readFileSync(join(dir, "live.json"), "utf8")) as LiveFile;
-    if (!isObject(live.settings)) throw new DatastoreError(`${dir}/live.json has no settings table`);
-    const store = new Datastore(dir, live);
+    const { live, opened } = readLiveWithFallback(dir);
+    if (opened.state !== "ok" && existsSync(join(dir, "live.json"))) {
+      try {
+        copyFileSync(join(dir, "live.json"), join(dir, CORRUPT));
+        opened.kept = join(dir, CORRUPT);
+      } catch {
+        /* unreadable even to copy: nothing to keep */
+      }
+    }
+    const store = new Datastore(dir, live, opened);
     store.recoverPending();
     return store;
   }
@@ -83,7 +155,8 @@ export class Datastore {
 
   private recoverPending(): void {
     // A crash inside a commit's writeFileAtomic leaves its temporary `.live.json.tmp-*` beside live.json.
-    for (const f of readdirSync(this.dir)) if (f.startsWith(".live.json.tmp-")) unlinkSync(join(this.dir, f));
+    // (and of its last good copy: `.live.json.last-good.tmp-*`).
+    for (const f of readdirSync(this.dir)) if (/^\.live\.json(\.last-good)?\.tmp-/.test(f)) unlinkSync(join(this.dir, f));
     const dir = join(this.dir, "pending");
     mkdirSync(dir, { recursive: true });
     for (const f of readdirSync(dir)) {
@@ -154,6 +227,10 @@ export class Datastore {
     const settings = deepMerge(this.live.settings, p.settings);
     const changed = changedKeys(this.live.settings, settings);
     const live: LiveFile = { "datastore-version": this.version, settings, "last-commit": { tx, id: p.id } };
+    // The settings being replaced, known good (checked when read, or written by us), are the copy
+    // open() falls back to if live.json is ever unreadable. Written first: at every instant one of
+    // the two files holds good settings.
+    writeFileAtomic(join(this.dir, LAST_GOOD), JSON.stringify(this.live), { durable: true, faultName: "last-good", mode: 0o600 });
     writeFileAtomic(join(this.dir, "live.json"), JSON.stringify(live), { durable: true, faultName: "commit", mode: 0o600 });
     this.live = live;
     this.pending.delete(tx);

@@ -89,6 +89,8 @@ export async function evaluateHealth(o: {
   applyError?: string;
   /** The migrator's outcome at start (src/migrations): a failed migration fails the gate. */
   migration?: { state: string; from?: string; to: string; error?: string };
+  /** How the datastore was found at start (src/datastore): anything but "ok" fails the gate. */
+  datastore?: { state: string; error?: string };
   boot: BootInfo;
   containerdSocket?: string;
   timeoutMs?: number;
@@ -109,6 +111,12 @@ export async function evaluateHealth(o: {
     const m = o.migration;
     const ok = m.state !== "failed";
     checks.push({ name: "migration", ok, detail: ok ? (m.state === "done" ? `datastore migrated from ${m.from} to ${m.to}` : `datastore at ${m.to}`) : `failed: ${m.error ?? "unknown error"}` });
+  }
+  if (o.datastore) {
+    const d = o.datastore;
+    const ok = d.state === "ok";
+    const on = d.state === "last-good" ? "started on its last good copy" : "started on default settings";
+    checks.push({ name: "datastore", ok, detail: ok ? "live settings read" : `live settings unreadable (${d.error ?? "unknown error"}); ${on}` });
   }
   // Test knob: a kernel parameter that fails the gate, to exercise fallback without a broken build.
   if (/(?:^|\s)caisson\.test\.fail-health(?:\s|$)/.test(o.boot.cmdline)) {

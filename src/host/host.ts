@@ -3,7 +3,7 @@
 // One resident daemon hosts all of it (an idle Node process costs ~45 MiB; one is enough).
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { Datastore, checkTxName } from "../datastore/store.js";
+import { Datastore, checkTxName, type OpenState } from "../datastore/store.js";
 import { Applier, type ApplyPlan } from "../applier/applier.js";
 import { loadServiceCatalog } from "../applier/services.js";
 import { loadTemplates } from "../applier/templates.js";
@@ -68,6 +68,8 @@ export interface MigrationStatus {
 export interface BootStatus {
   "user-data": UserDataStatus;
   migration: MigrationStatus;
+  /** How the datastore's live settings were found at start (src/datastore): "ok", or what the host started on instead and why; not "ok" fails the health gate. */
+  datastore: OpenState;
   "settings-applied": boolean;
   "apply-error"?: string;
   generated: string[];
@@ -148,6 +150,13 @@ export class Host {
     // Pending transactions do not outlive a restart (as storewolf): a half-made change from before
     // must not be committed by accident later.
     for (const tx of this.store.transactions()) this.store.deleteTx(tx);
+    const opened = this.store.opened;
+    if (opened.state !== "ok") {
+      this.o.log(
+        `datastore DEGRADED: ${opened.error}; started on ${opened.state === "last-good" ? "its last good copy (the last commit may be missing)" : "default settings (no good copy left)"}` +
+          (opened.kept ? `; the unreadable file is kept as ${opened.kept}` : ""),
+      );
+    }
 
     const live = this.store.liveSettings();
     let launch = missingLeaves(defaultsFor(this.o.variant), live);
@@ -185,6 +194,7 @@ export class Host {
     this.status = {
       "user-data": this.userDataStatus(),
       migration: this.migration,
+      datastore: opened,
       "settings-applied": applied,
       ...(applyError ? { "apply-error": applyError } : {}),
       generated,

@@ -7,7 +7,7 @@
 // pointing at a whole old or a whole new directory; a failed migration leaves it untouched. The
 // newest few old directories are kept for inspection (never booted against: going back to an
 // older version runs the backward migrations into a new directory too); the rest are removed.
-import { existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, renameSync, rmSync, statSync, symlinkSync } from "node:fs";
+import { existsSync, lstatSync, mkdirSync, readdirSync, readlinkSync, renameSync, rmSync, statSync, symlinkSync } from "node:fs";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { writeFileAtomic, fsyncDir } from "../fsutil/atomic.js";
@@ -18,6 +18,7 @@ import type { Variant } from "../settings/schema.js";
 import { findMigrations, updatePaths, type PlannedMigration } from "../update/manifest.js";
 import { helpers } from "./helpers.js";
 import { verifyCache } from "./verify.js";
+import { readLiveWithFallback } from "../datastore/store.js";
 
 export class MigrationError extends Error {
   constructor(
@@ -42,11 +43,6 @@ export interface MigrationResult {
 const KEEP_OLD = 2;
 const DATA_DIR = /^v([^_/]+)_[0-9a-f]+$/;
 
-interface LiveFile {
-  "datastore-version": string;
-  settings: JsonObject;
-}
-
 /** The version and settings `current` points at, after checking the link's structure. */
 export function readCurrent(base: string): { dir: string; version: string; settings: JsonObject } | undefined {
   const current = join(base, "current");
@@ -61,7 +57,11 @@ export function readCurrent(base: string): { dir: string; version: string; setti
   const m = DATA_DIR.exec(target);
   if (!m) throw new Error(`${current} points at '${target}', not at a v<version>_<id> directory beside it`);
   const dir = join(base, target);
-  const live = JSON.parse(readFileSync(join(dir, "live.json"), "utf8")) as LiveFile;
+  // An unusable live.json: nothing to migrate at the same version (the datastore opens on its last
+  // good copy and says so); across versions, the migration fails with the reason (the host starts
+  // on the old store, degraded).
+  const { live, opened } = readLiveWithFallback(dir);
+  if (opened.state !== "ok") throw new Error(`${dir}/live.json cannot be read (${opened.error}): not migrating it`);
   const version = live["datastore-version"];
   if (version !== m[1]) throw new Error(`${dir}/live.json holds datastore version ${version}, but its directory is named for ${m[1]}`);
   if (!isObject(live.settings)) throw new Error(`${dir}/live.json has no settings table`);
@@ -77,6 +77,9 @@ export async function migrateDatastore(o: { root: string; toVersion: string; var
   removeLeftovers(base);
   let cur;
   try {
+    // Already at this version (as the link's name says): nothing to read, nothing to do.
+    const link = join(base, "current");
+    if (lstatSync(link, { throwIfNoEntry: false })?.isSymbolicLink() && DATA_DIR.exec(readlinkSync(link))?.[1] === o.toVersion) return undefined;
     cur = readCurrent(base);
   } catch (e) {
     throw new MigrationError(`datastore: ${(e as Error).message}`, "?", o.toVersion);

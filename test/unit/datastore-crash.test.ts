@@ -63,7 +63,7 @@ function seedStore(base: string, tag: string): void {
 /** Files a crash may leave behind that open() must have cleaned up. */
 function strayFiles(store: Datastore): string[] {
   const inPending = readdirSync(join(store.dir, "pending")).filter((f) => f.startsWith(".") || !f.endsWith(".json"));
-  const inDir = readdirSync(store.dir).filter((f) => f !== "live.json" && f !== "pending");
+  const inDir = readdirSync(store.dir).filter((f) => f !== "live.json" && f !== "live.json.last-good" && f !== "pending");
   return [...inPending.map((f) => `pending/${f}`), ...inDir];
 }
 

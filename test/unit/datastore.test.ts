@@ -187,9 +187,10 @@ test("stray temporary files are removed on open", () => {
   writeFileSync(join(pendingDir(s), `.good.json.tmp-${process.pid}-0a1b2c3d`), '{"id":"x","settings":{"motd":"half');
   writeFileSync(join(pendingDir(s), "leftover.tmp"), "junk");
   writeFileSync(join(s.dir, `.live.json.tmp-${process.pid}-deadbeef`), '{"datastore-version":"1","settings":{"mo');
+  writeFileSync(join(s.dir, `.live.json.last-good.tmp-${process.pid}-deadbeef`), '{"datastore-version":"1","settings":{"mo');
   const again = Datastore.open(base, "1");
   assert.deepEqual(readdirSync(pendingDir(s)), ["good.json"]);
-  assert.deepEqual(readdirSync(s.dir).sort(), ["live.json", "pending"]);
+  assert.deepEqual(readdirSync(s.dir).sort(), ["live.json", "live.json.last-good", "pending"]);
   assert.deepEqual(again.transactions(), ["good"]);
   assert.deepEqual(again.liveSettings(), { motd: "live" });
 });
@@ -220,4 +221,60 @@ test("recovery: a pending file already consumed by live.json's last commit is de
   assert.deepEqual(third.transactions(), ["other", "t"]);
   assert.deepEqual(third.pendingSettings("t"), { motd: "newer" });
   assert.deepEqual(third.commit("t"), ["settings.motd"]);
+});
+
+// An unreadable live.json (issue 8): the store opens on the last good copy each commit keeps, or
+// on empty settings, says why in `opened`, keeps the bad file, and the next commit repairs it.
+const CORRUPTIONS: [string, string][] = [
+  ["truncated to nothing", ""],
+  ["cut in the middle", '{"datastore-version":"1","settings":{"motd":"tw'],
+  ["garbage", "\u0000\u0017garbage\xff"],
+  ["the wrong shape", '{"datastore-version":"1","settings":["motd"],"last-commit":null}'],
+  ["not an object", "42"],
+];
+
+for (const [what, bytes] of CORRUPTIONS) {
+  test(`live.json ${what}: open falls back to the last good copy and says why`, () => {
+    const s = Datastore.open(base, "1");
+    s.patch("a", { motd: "one" });
+    s.commit("a");
+    s.patch("b", { motd: "two", hostname: "h" });
+    s.commit("b");
+    assert.deepEqual(JSON.parse(readFileSync(join(s.dir, "live.json.last-good"), "utf8")).settings, { motd: "one" }, "the copy is the settings the last commit replaced");
+    writeFileSync(join(s.dir, "live.json"), bytes);
+
+    const again = Datastore.open(base, "1");
+    assert.equal(again.opened.state, "last-good");
+    assert.match(again.opened.error!, /live\.json (is not valid JSON|holds no JSON object|has no settings table)/);
+    assert.deepEqual(again.liveSettings(), { motd: "one" });
+    assert.equal(again.version, "1");
+    assert.equal(readFileSync(join(s.dir, "live.json.corrupt"), "utf8"), bytes, "the bad file is kept for inspection");
+
+    // The next commit writes a good live.json again.
+    again.patch("c", { motd: "three" });
+    again.commit("c");
+    const third = Datastore.open(base, "1");
+    assert.equal(third.opened.state, "ok");
+    assert.deepEqual(third.liveSettings(), { motd: "three" });
+  });
+}
+
+test("live.json and its last good copy both unusable (or no copy yet): empty settings at the directory's version", () => {
+  const s = Datastore.open(base, "1.2.3");
+  writeFileSync(join(s.dir, "live.json"), "{");
+  const noCopy = Datastore.open(base, "9.9.9");
+  assert.equal(noCopy.opened.state, "empty");
+  assert.deepEqual(noCopy.liveSettings(), {});
+  assert.equal(noCopy.version, "1.2.3");
+
+  noCopy.patch("a", { motd: "one" });
+  noCopy.commit("a");
+  noCopy.patch("b", { motd: "two" });
+  noCopy.commit("b");
+  writeFileSync(join(s.dir, "live.json"), "");
+  writeFileSync(join(s.dir, "live.json.last-good"), "[]");
+  const neither = Datastore.open(base, "1.2.3");
+  assert.equal(neither.opened.state, "empty");
+  assert.match(neither.opened.error!, /last good copy too: .*holds no JSON object/);
+  assert.deepEqual(neither.liveSettings(), {});
 });
