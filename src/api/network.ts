@@ -5,6 +5,7 @@ import { createServer, type Server } from "node:https";
 import type { RequestListener } from "node:http";
 import type { JsonObject } from "../settings/keys.js";
 import { getPath } from "../settings/keys.js";
+import { answerClientError, applyLimits, DEFAULT_LIMITS, serverOptions, type ServerLimits } from "./limits.js";
 
 export interface NetworkApiConfig {
   port: number;
@@ -23,7 +24,16 @@ export function networkApiConfig(settings: JsonObject): NetworkApiConfig | strin
   return { port: (n.port as number | undefined) ?? 8443, cert: b64("server-certificate"), key: b64("server-key"), ca: b64("client-ca") };
 }
 
-export function createNetworkApiServer(c: NetworkApiConfig, handler: RequestListener): Server {
+/** The network API server, with the same limits as the Unix socket's (limits.ts). */
+export function createNetworkApiServer(c: NetworkApiConfig, handler: RequestListener, limits: ServerLimits = DEFAULT_LIMITS, log: (msg: string) => void = () => {}): Server {
   // requestCert + rejectUnauthorized: a client without a certificate from `ca` never gets an HTTP answer.
-  return createServer({ cert: c.cert, key: c.key, ca: c.ca, requestCert: true, rejectUnauthorized: true, minVersion: "TLSv1.2" }, handler);
+  const server = createServer(
+    { cert: c.cert, key: c.key, ca: c.ca, requestCert: true, rejectUnauthorized: true, minVersion: "TLSv1.2", ...serverOptions(limits),
+      // A TLS handshake that never completes holds a connection too: it gets the headers' time.
+      handshakeTimeout: limits.headersTimeoutMs },
+    handler,
+  );
+  applyLimits(server, limits, log);
+  server.on("clientError", answerClientError);
+  return server;
 }

@@ -7,6 +7,7 @@ import { routes, type Request } from "./routes.js";
 import type { Json } from "../settings/keys.js";
 import type { Host } from "../host/host.js";
 import { checkJsonTextDepth } from "../settings/limits.js";
+import { answerClientError, applyLimits, DEFAULT_LIMITS, serverOptions, socketAnswers, type ServerLimits } from "./limits.js";
 
 export const MAX_BODY_BYTES = 1024 * 1024;
 
@@ -54,14 +55,17 @@ function percentDecodedIsUtf8(s: string): boolean {
   }
 }
 
-export function createApiServer(host: Host, log: (msg: string) => void = () => {}): Server {
-  const server = createServer(apiRequestHandler(host, log));
-  // Bytes that are not HTTP get a JSON error too, like every other bad request.
-  server.on("clientError", (err, socket) => {
-    if (!socket.writable) return socket.destroy();
-    const body = errorBody(new ApiError(400, `malformed HTTP request: ${err.message}`));
-    socket.end(`HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
-  });
+/**
+ * The API server for the Unix socket, with the limits of limits.ts (headers within 10 s else 408,
+ * idle connections closed, at most 64 connections by default; `limits` overrides, e.g. from the
+ * environment for tests).
+ */
+export function createApiServer(host: Host, log: (msg: string) => void = () => {}, limits: ServerLimits = DEFAULT_LIMITS): Server {
+  const server = createServer(serverOptions(limits), apiRequestHandler(host, log));
+  applyLimits(server, limits, log);
+  // Bytes that are not HTTP get a JSON error too, like every other bad request; a request that
+  // does not arrive in time gets 408.
+  server.on("clientError", answerClientError);
   return server;
 }
 
@@ -169,9 +173,15 @@ export function groupId(name: string, groupFile = "/etc/group"): number | undefi
   return undefined;
 }
 
-/** Listen on a Unix socket, replacing a stale one, then give it mode 0660 and the group `gid`. */
-export function listenOnSocket(server: Server, path: string, gid?: number): Promise<void> {
-  if (existsSync(path) && lstatSync(path).isSocket()) unlinkSync(path);
+/**
+ * Listen on a Unix socket, replacing a stale one (nothing answers on it), then give it mode 0660
+ * and the group `gid`. A socket something still answers on is not taken over: that is an error.
+ */
+export async function listenOnSocket(server: Server, path: string, gid?: number): Promise<void> {
+  if (existsSync(path) && lstatSync(path).isSocket()) {
+    if (await socketAnswers(path)) throw new Error(`another server answers on ${path}: refusing to take its socket over`);
+    unlinkSync(path);
+  }
   return new Promise((resolve, reject) => {
     server.once("error", reject);
     server.listen(path, () => {

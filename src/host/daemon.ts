@@ -4,10 +4,12 @@
 import { join } from "node:path";
 import { readFileSync } from "node:fs";
 import { primaryAddress } from "../settings/generators.js";
-import type { Server } from "node:net";
+import type { Server } from "node:https";
 import { Host } from "./host.js";
 import { apiRequestHandler, createApiServer, groupId, listenOnSocket } from "../api/server.js";
 import { createNetworkApiServer, networkApiConfig } from "../api/network.js";
+import { limitsFromEnv, socketAnswers, stopServer } from "../api/limits.js";
+import { acquirePidLock, LockedError } from "../fsutil/pidfile.js";
 import { RecordingServiceManager, SystemctlServiceManager, type ServiceManager } from "../applier/service-manager.js";
 import type { UserDataSource } from "../userdata/userdata.js";
 import { imageDataDir, packageRoot } from "../fsutil/package-root.js";
@@ -37,8 +39,27 @@ export function packageVersion(): string {
 }
 
 
+/**
+ * One daemon per root and per socket: a second one would take the socket over and write the same
+ * datastore. A live daemon answering on the socket, or holding `<root>/run/caisson/host.pid`
+ * (pid and start time), makes this one stop with an error before it touches anything.
+ */
+async function claimInstance(o: DaemonOptions): Promise<() => void> {
+  if (await socketAnswers(o.listen.path)) throw new Error(`another server answers on ${o.listen.path}: is a caisson host already running? Not starting a second one`);
+  const lock = join(o.root, "run/caisson/host.pid");
+  try {
+    return acquirePidLock(lock);
+  } catch (e) {
+    if (e instanceof LockedError) throw new Error(`a caisson host (pid ${e.pid}) already runs on the root ${o.root} (${lock}): not starting a second one`);
+    throw e;
+  }
+}
+
 export async function runDaemon(o: DaemonOptions): Promise<void> {
   const log = (msg: string) => process.stderr.write(`caisson-host: ${msg}\n`);
+  const limits = limitsFromEnv();
+  const release = await claimInstance(o);
+  process.once("exit", release);
   const serviceManager: ServiceManager =
     o.serviceManager === "systemctl" ? new SystemctlServiceManager() : new RecordingServiceManager(join(o.root, "run/caisson/restarts.log"));
   let network: Server | undefined;
@@ -49,14 +70,14 @@ export async function runDaemon(o: DaemonOptions): Promise<void> {
     let next: Server | undefined;
     if (typeof cfg !== "string") {
       try {
-        next = createNetworkApiServer(cfg, apiRequestHandler(host, log));
+        next = createNetworkApiServer(cfg, apiRequestHandler(host, log), limits, log);
       } catch (e) {
         networkState = `not changed: the certificates in settings.api.network do not work (${(e as Error).message})`;
         log(`network API ${networkState}`);
         return;
       }
     }
-    network?.close();
+    if (network) void stopServer(network, limits.shutdownGraceMs);
     network = next;
     if (!next || typeof cfg === "string") {
       networkState = typeof cfg === "string" ? cfg : "off";
@@ -84,7 +105,7 @@ export async function runDaemon(o: DaemonOptions): Promise<void> {
   });
   // The update agent reads settings.updates.* live at each command; the routes find it by host.
   attachUpdateAgent(host, new UpdateAgent({ root: o.root, variant: o.variant, version: o.version, settings: () => host.liveSettings(), log }));
-  const server = createApiServer(host, log);
+  const server = createApiServer(host, log, limits);
   await listenOnSocket(server, o.listen.path, o.listen.gid ?? groupId("api"));
   reconfigureNetwork(host);
 
@@ -92,7 +113,8 @@ export async function runDaemon(o: DaemonOptions): Promise<void> {
   const ud = status["user-data"];
   const summary =
     `API ready on ${o.listen.path}; network API ${networkState}; variant ${o.variant}; ` +
-    `user data ${ud.state}${ud.error ? ` (${ud.error.message})` : ""}; settings ${status["settings-applied"] ? "applied" : `NOT applied: ${status["apply-error"]}`}`;
+    `user data ${ud.state}${ud.error ? ` (${ud.error.message})` : ""}; settings ${status["settings-applied"] ? "applied" : `NOT applied: ${status["apply-error"]}`}` +
+    (status.datastore.state === "ok" ? "" : `; datastore DEGRADED, on ${status.datastore.state === "last-good" ? "its last good copy" : "defaults"}: ${status.datastore.error}`);
   process.stdout.write(`${summary}\n`);
 
   if (o.boot) {
@@ -100,7 +122,7 @@ export async function runDaemon(o: DaemonOptions): Promise<void> {
     host.reportBoot("boot", boot);
     if (o.dataPartition !== undefined) host.reportBoot("data-partition", o.dataPartition);
     host.reportBoot("health", { state: "checking", checks: [], degraded: false });
-    void evaluateHealth({ settingsApplied: status["settings-applied"], applyError: status["apply-error"], migration: status.migration, boot }).then((health) => {
+    void evaluateHealth({ settingsApplied: status["settings-applied"], applyError: status["apply-error"], migration: status.migration, datastore: status.datastore, boot }).then((health) => {
       host.reportBoot("health", health);
       const failed = health.checks.filter((c) => !c.ok).map((c) => `${c.name}: ${c.detail}`);
       o.announce?.(
@@ -110,9 +132,14 @@ export async function runDaemon(o: DaemonOptions): Promise<void> {
     });
   }
 
+  // Stop within shutdownGraceMs whatever clients do: no new connections, idle ones closed at once,
+  // in-flight requests given the grace, then every connection cut and the process gone (timers of
+  // the update agent and others must not keep it alive either).
   const stop = () => {
-    network?.close();
-    server.close(() => process.exit(0));
+    log(`stopping: API closed, exiting within ${limits.shutdownGraceMs} ms`);
+    const deadline = setTimeout(() => process.exit(0), limits.shutdownGraceMs + 500);
+    deadline.unref();
+    void Promise.all([stopServer(server, limits.shutdownGraceMs), network ? stopServer(network, limits.shutdownGraceMs) : undefined]).then(() => process.exit(0));
   };
   process.once("SIGTERM", stop);
   process.once("SIGINT", stop);
