@@ -44,21 +44,24 @@ export function packageVersion(): string {
  * datastore. A live daemon answering on the socket, or holding `<root>/run/caisson/host.pid`
  * (pid and start time), makes this one stop with an error before it touches anything.
  */
-async function claimInstance(o: DaemonOptions): Promise<() => void> {
+async function claimInstance(o: DaemonOptions, log: (msg: string) => void): Promise<() => void> {
   if (await socketAnswers(o.listen.path)) throw new Error(`another server answers on ${o.listen.path}: is a caisson host already running? Not starting a second one`);
   const lock = join(o.root, "run/caisson/host.pid");
   try {
     return acquirePidLock(lock);
   } catch (e) {
     if (e instanceof LockedError) throw new Error(`a caisson host (pid ${e.pid}) already runs on the root ${o.root} (${lock}): not starting a second one`);
-    throw e;
+    // Cannot write it at all (permissions, a policy, a read-only /run): the host must still come
+    // up; the socket check above is then the only guard.
+    log(`cannot take the pid lock ${lock} (${(e as Error).message}); only the socket guards against a second daemon`);
+    return () => {};
   }
 }
 
 export async function runDaemon(o: DaemonOptions): Promise<void> {
   const log = (msg: string) => process.stderr.write(`caisson-host: ${msg}\n`);
   const limits = limitsFromEnv();
-  const release = await claimInstance(o);
+  const release = await claimInstance(o, log);
   process.once("exit", release);
   const serviceManager: ServiceManager =
     o.serviceManager === "systemctl" ? new SystemctlServiceManager() : new RecordingServiceManager(join(o.root, "run/caisson/restarts.log"));

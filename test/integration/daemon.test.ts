@@ -9,7 +9,12 @@ import { connect, type Socket } from "node:net";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { connect as tlsConnect } from "node:tls";
+import type { AddressInfo } from "node:net";
 import { call, tempDir } from "../helpers/host.js";
+import { makeInstanceTls } from "../../src/launch/tls.js";
+import { createNetworkApiServer } from "../../src/api/network.js";
+import { DEFAULT_LIMITS, stopServer } from "../../src/api/limits.js";
 
 const CLI = fileURLToPath(new URL("../../src/cli/caisson.js", import.meta.url));
 
@@ -168,5 +173,47 @@ test("a second daemon on the same socket or root refuses to start; after a kill 
     }
   } finally {
     for (const d of [first, ...others]) await kill(d);
+  }
+});
+
+test("the network (mTLS) API server has the same limits: 408 for slow headers, a connection cap, a bounded stop", async () => {
+  const t = await makeInstanceTls(join(tempDir("caisson-net-"), "tls"), "localhost");
+  const pem = (f: string) => readFileSync(f, "utf8");
+  const limits = { ...DEFAULT_LIMITS, headersTimeoutMs: 800, requestTimeoutMs: 1600, maxConnections: 2, idleTimeoutMs: 60_000 };
+  const server = createNetworkApiServer({ port: 0, cert: pem(t.serverCert), key: pem(t.serverKey), ca: pem(t.ca) }, (_req, res) => res.end("ok"), limits);
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const port = (server.address() as AddressInfo).port;
+  const client = () =>
+    new Promise<{ s: ReturnType<typeof tlsConnect>; got: () => string; closed: Promise<void> }>((resolve, reject) => {
+      const s = tlsConnect({ host: "127.0.0.1", port, ca: pem(t.ca), cert: pem(t.clientCert), key: pem(t.clientKey), servername: "localhost" });
+      let got = "";
+      s.on("data", (c: Buffer) => (got += c.toString()));
+      s.on("error", () => {});
+      const closed = new Promise<void>((r) => s.once("close", () => r()));
+      s.once("secureConnect", () => resolve({ s, got: () => got, closed }));
+      s.once("error", reject);
+    });
+  try {
+    const slow = await client();
+    slow.s.write("GET / HTTP/1.1\r\n");
+    await within(slow.closed, 4_000, "slow-header TLS connection answered and closed");
+    assert.match(slow.got(), /^HTTP\/1\.1 408 /);
+
+    const a = await client();
+    const b = await client();
+    const extra = await client().catch(() => undefined); // may fail in the handshake: refused either way
+    if (extra) await within(extra.closed, 2_000, "extra TLS connection closed");
+    a.s.write("GET / HTTP/1.1\r\nhost: x\r\n\r\n");
+    await sleep(300);
+    assert.match(a.got(), /^HTTP\/1\.1 200/);
+
+    // b holds a request half-sent: the stop still ends within the grace.
+    b.s.write("GET / HTTP/1.1\r\n");
+    const t0 = Date.now();
+    await within(stopServer(server, 500), 3_000, "stopServer");
+    assert.ok(Date.now() - t0 < 3_000);
+  } finally {
+    server.closeAllConnections();
+    server.close();
   }
 });
