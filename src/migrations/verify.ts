@@ -13,7 +13,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { Metadata, MetadataKind, type Root, type Snapshot, type Targets, type Timestamp } from "@tufjs/models";
-import { updatePaths, type Manifest } from "../update/manifest.js";
+import { parseManifest, updatePaths, type Manifest } from "../update/manifest.js";
 
 export class VerificationError extends Error {}
 
@@ -136,9 +136,10 @@ export async function verifyCache(root: string, wanted: (manifest: Manifest) => 
   const manifestBytes = await verifyTarget("manifest.json");
   let manifest: Manifest;
   try {
-    manifest = JSON.parse(manifestBytes.toString("utf8")) as Manifest;
+    manifest = parseManifest(manifestBytes.toString("utf8"));
   } catch (e) {
-    throw new VerificationError(`${join(targetsDir, "manifest.json")} is not JSON: ${(e as Error).message}`);
+    // Signed, so not expected; but a clear error beats a crash in the walk over its hops.
+    throw new VerificationError(`${join(targetsDir, "manifest.json")}: ${(e as Error).message}`);
   }
   for (const name of wanted(manifest)) if (!verified.has(name)) await verifyTarget(name);
   return { manifest, targets: verified, targetsVersion: tg.md.signed.version };

@@ -15,11 +15,11 @@ import { basename, join, resolve } from "node:path";
 import { Key, Metadata, MetadataKind, MetaFile, Root, Snapshot, TargetFile, Targets, Timestamp } from "@tufjs/models";
 import { createHash } from "node:crypto";
 import type { BuildRecord } from "../image/build.js";
-import { hopKey, targetName, type Manifest, type Update, type UpdateImages } from "../update/manifest.js";
+import { addHop, addUpdate as addToManifest, checkAddable, hopKey, parseManifest, previousVersion, serializeManifest, setCeiling, targetName, type Manifest, type Update, type UpdateImages } from "../update/manifest.js";
 import { parseWavePolicy, rfc3339, wavesFromPolicy, type WavePolicy } from "../update/waves.js";
 import { writeFileAtomic } from "../fsutil/atomic.js";
 import { generateKey, loadKey, retireKey, saveKey, signer, tufKey, type StoredKey } from "./keys.js";
-import { assertSemver, compareVersions, maxVersion } from "../update/version.js";
+import { assertSemver, compareVersions } from "../update/version.js";
 import { checkTargetName, publishBytes, publishFile, stderrProgress, type ProgressSink } from "./targets.js";
 import { acquirePidLock, LockedError } from "../fsutil/pidfile.js";
 import { namedWavePolicy, WAVE_POLICY_NAMES, type WavePolicyName } from "./policies.js";
@@ -273,7 +273,7 @@ export async function initRepository(dir: string, opts: InitOptions = {}): Promi
     timestamp: new Metadata(new Timestamp({ version: 0, specVersion: SPEC_VERSION, expires: expiry(now, 0) })),
   });
   const manifest: Manifest = { updates: [], migrations: {} };
-  const t = publishBytes(p.targets, MANIFEST_TARGET, manifestBytes(manifest));
+  const t = publishBytes(p.targets, MANIFEST_TARGET, serializeManifest(manifest));
   const targets = new Targets({ version: 1, specVersion: SPEC_VERSION, expires: expiry(now, expires.targets) });
   targets.addTarget(targetFile(t));
   publishMetadata(dir, empty(), now, expires, targets);
@@ -283,7 +283,6 @@ export async function initRepository(dir: string, opts: InitOptions = {}): Promi
 // ---------------------------------------------------------------------------------------------
 // Manifest helpers
 
-const manifestBytes = (m: Manifest) => Buffer.from(JSON.stringify(m, null, 2) + "\n");
 const targetFile = (t: { name: string; length: number; sha256: string }) =>
   new TargetFile({ path: t.name, length: t.length, hashes: { sha256: t.sha256 } });
 
@@ -295,8 +294,12 @@ function targetPath(dir: string, targets: Targets, name: string): string {
 }
 
 function loadManifest(dir: string, targets: Targets): Manifest {
-  const m = JSON.parse(readFileSync(targetPath(dir, targets, MANIFEST_TARGET), "utf8")) as Partial<Manifest>;
-  return { updates: m.updates ?? [], migrations: m.migrations ?? {} };
+  const path = targetPath(dir, targets, MANIFEST_TARGET);
+  try {
+    return parseManifest(readFileSync(path, "utf8"));
+  } catch (e) {
+    throw new Error(`${path}: ${(e as Error).message}`);
+  }
 }
 
 /** A copy of targets with the version bumped, new expiry, and these targets added or replaced. */
@@ -396,20 +399,10 @@ export async function addUpdate(dir: string, o: AddUpdateOptions): Promise<AddUp
     const config = loadConfig(dir);
     const st = loadState(dir);
     const manifest = loadManifest(dir, st.targets.signed);
-    const same = (u: Update) => u.variant === variant && u.arch === arch;
-    const existing = manifest.updates.findIndex((u) => same(u) && u.version === version);
-    if (existing >= 0 && !o.replace) {
-      throw new Error(`${variant} ${arch} ${version} is already published; pass replace (--replace) to publish it again`);
-    }
+    checkAddable(manifest, { variant, arch, version }, o);
 
     const migrationFiles = o.migrationsDir ? listMigrations(o.migrationsDir) : [];
-    const from =
-      o.from ??
-      manifest.updates
-        .filter((u) => u.variant === variant && compareVersions(u.version, version) < 0)
-        .map((u) => u.version)
-        .sort(compareVersions)
-        .at(-1);
+    const from = o.from ?? previousVersion(manifest, variant, version);
     if (migrationFiles.length && from === undefined) {
       throw new Error(`migrations given but no lower version of ${variant} is published to migrate from; pass --from`);
     }
@@ -431,40 +424,38 @@ export async function addUpdate(dir: string, o: AddUpdateOptions): Promise<AddUp
       published.push(await publishFile(repoPaths(dir).targets, migrationNames[i]!, file, progress));
     }
 
-    // Bottlerocket's add_update: max_version defaults to the highest of the new version and the
-    // current ceiling, and whichever it is becomes the ceiling of every update of this variant+arch.
-    const ceiling = o.maxVersion ?? manifest.updates.filter(same).reduce((acc, u) => maxVersion(acc, u.max_version), version);
-    const update: Update = {
-      variant,
-      arch,
-      version,
-      max_version: ceiling,
-      waves,
-      images,
-      roothash: build.roothash,
-      "kernel-parameters": build["kernel-parameters"],
-      "boot-tries": build["boot-tries"],
-    };
-    if (existing >= 0) manifest.updates.splice(existing, 1);
-    for (const u of manifest.updates) if (same(u)) u.max_version = ceiling;
-    manifest.updates.push(update);
-    // Newest first, like updog lists them.
-    manifest.updates.sort((a, b) => compareVersions(b.version, a.version) || a.variant.localeCompare(b.variant) || a.arch.localeCompare(b.arch));
+    // The ceiling rule (max_version) is the manifest's: src/update/manifest.ts, addUpdate.
+    const added = addToManifest(
+      manifest,
+      {
+        variant,
+        arch,
+        version,
+        ...(o.maxVersion !== undefined ? { max_version: o.maxVersion } : {}),
+        waves,
+        images,
+        roothash: build.roothash,
+        "kernel-parameters": build["kernel-parameters"],
+        "boot-tries": build["boot-tries"],
+      },
+      { replace: o.replace },
+    );
+    const { update } = added;
+    let next = added.manifest;
     let hop: AddUpdateResult["hop"];
     if (from !== undefined) {
       hop = { key: hopKey(from, version), migrations: migrationNames };
-      // The migrator needs every hop to exist, even with nothing to run.
-      manifest.migrations[hop.key] = migrationNames;
+      next = addHop(next, from, version, migrationNames);
     }
-    published.push(publishBytes(repoPaths(dir).targets, MANIFEST_TARGET, manifestBytes(manifest)));
+    published.push(publishBytes(repoPaths(dir).targets, MANIFEST_TARGET, serializeManifest(next)));
 
     const targets = nextTargets(st.targets.signed, now, config.expires.targets, published.map(targetFile));
-    const next = publishMetadata(dir, st, now, config.expires, targets);
+    const signed = publishMetadata(dir, st, now, config.expires, targets);
     return {
       update,
       ...(hop ? { hop } : {}),
       targets: published.map((t) => t.name),
-      versions: { targets: next.targets.signed.version, snapshot: next.snapshot.signed.version, timestamp: next.timestamp.signed.version },
+      versions: { targets: signed.targets.signed.version, snapshot: signed.snapshot.signed.version, timestamp: signed.timestamp.signed.version },
     };
   });
 }
@@ -496,13 +487,10 @@ export async function setMaxVersion(dir: string, o: SetMaxVersionOptions): Promi
     const now = o.now ?? new Date();
     const config = loadConfig(dir);
     const st = loadState(dir);
-    const manifest = loadManifest(dir, st.targets.signed);
-    const matching = manifest.updates.filter((u) => u.variant === o.variant && (o.arch === undefined || u.arch === o.arch));
-    if (matching.length === 0) throw new Error(`no update of variant ${o.variant}${o.arch ? ` (${o.arch})` : ""} is published`);
-    for (const u of matching) u.max_version = o.maxVersion;
-    const t = publishBytes(repoPaths(dir).targets, MANIFEST_TARGET, manifestBytes(manifest));
+    const { manifest, updated } = setCeiling(loadManifest(dir, st.targets.signed), o);
+    const t = publishBytes(repoPaths(dir).targets, MANIFEST_TARGET, serializeManifest(manifest));
     publishMetadata(dir, st, now, config.expires, nextTargets(st.targets.signed, now, config.expires.targets, [targetFile(t)]));
-    return { updated: matching.length };
+    return { updated };
   });
 }
 

@@ -1,9 +1,11 @@
 // The update index (`manifest.json`), a TUF target like Bottlerocket's (its update_metadata
 // crate), and the host paths the update tool chain agrees on. This file is the contract between
 // the repository tool (src/repo), the update agent (src/update) and the migrator (src/migrations):
-// the types, the one validating reader (parseManifest) and the walk over the migration hops
-// (findMigrations), so the agent at prepare time and the migrator after the reboot plan the same
-// chain.
+// the types, the one validating reader (parseManifest) and its writer (serializeManifest), the
+// repository's rules for changing it (addUpdate, setCeiling, addHop: pure functions over a
+// Manifest, as Bottlerocket's add_update and update_max_version), and the walk over the migration
+// hops (findMigrations), so the agent at prepare time and the migrator after the reboot plan the
+// same chain.
 //
 // Differences from Bottlerocket, on purpose:
 // - `images` names the slot's four files (root, verity hash tree, kernel, initrd: each slot boots
@@ -11,13 +13,14 @@
 //   parameters, from which the agent writes the slot's Boot Loader Spec entry.
 // - Migrations are JavaScript modules (run on the image's Node runtime), not binaries.
 import { ESP_DIR } from "../boot/slots.js";
-import { compareVersions } from "./version.js";
+import { compareVersions, maxVersion } from "./version.js";
 
 export const MAX_SEED = 2048;
 
 export interface UpdateImages {
   /** TUF target names. */
   root: string;
+  /** The dm-verity hash tree (`verity` everywhere else; `hash` is the field's name on the wire). */
   hash: string;
   kernel: string;
   initrd: string;
@@ -110,6 +113,72 @@ export function parseManifest(text: string): Manifest {
     throw new ManifestError("manifest.json: 'migrations' must map \"(FROM, TO)\" to lists of target names");
   }
   return { updates: m.updates, migrations: mig };
+}
+
+/** manifest.json's bytes as the repository tool publishes them (indented, newline-terminated). */
+export const serializeManifest = (m: Manifest): Buffer => Buffer.from(JSON.stringify(m, null, 2) + "\n");
+
+// ---------------------------------------------------------------------------------------------
+// The repository tool's rules for changing the manifest (pure: each returns a new Manifest).
+
+const sameTarget = (a: Pick<Update, "variant" | "arch">, b: Pick<Update, "variant" | "arch">) => a.variant === b.variant && a.arch === b.arch;
+
+/** The published update of this variant, arch and version, if any. */
+export const findUpdate = (m: Manifest, u: Pick<Update, "variant" | "arch" | "version">): Update | undefined =>
+  m.updates.find((x) => sameTarget(x, u) && x.version === u.version);
+
+/** The highest version of `variant` (any arch) published below `version`: a new hop's lower end. */
+export function previousVersion(m: Manifest, variant: string, version: string): string | undefined {
+  return m.updates
+    .filter((u) => u.variant === variant && compareVersions(u.version, version) < 0)
+    .map((u) => u.version)
+    .sort(compareVersions)
+    .at(-1);
+}
+
+/** Newest first, like updog lists them. */
+const byNewest = (a: Update, b: Update) => compareVersions(b.version, a.version) || a.variant.localeCompare(b.variant) || a.arch.localeCompare(b.arch);
+
+/** addUpdate's refusal, on its own: the repository tool checks it before copying any image. */
+export function checkAddable(m: Manifest, u: Pick<Update, "variant" | "arch" | "version">, o: { replace?: boolean } = {}): void {
+  if (findUpdate(m, u) && !o.replace) throw new ManifestError(`${u.variant} ${u.arch} ${u.version} is already published; pass replace (--replace) to publish it again`);
+}
+
+/**
+ * Bottlerocket's add_update: `update` joins the manifest (replacing one of the same variant, arch
+ * and version only with `replace`). Its max_version, when not given, is the higher of its version
+ * and the current ceiling of its variant+arch; whichever it is becomes the ceiling of every update
+ * of that variant+arch. The list stays newest first.
+ */
+export function addUpdate(m: Manifest, update: Omit<Update, "max_version"> & { max_version?: string }, o: { replace?: boolean } = {}): { manifest: Manifest; update: Update } {
+  checkAddable(m, update, o);
+  // The ceiling counts the update being replaced too: replacing one never lowers it by itself.
+  const ceiling = update.max_version ?? m.updates.filter((u) => sameTarget(u, update)).reduce((acc, u) => maxVersion(acc, u.max_version), update.version);
+  const others = m.updates.filter((u) => !(sameTarget(u, update) && u.version === update.version));
+  // Built in the wire's key order: max_version right after version (a given one is the ceiling).
+  const { variant, arch, version, ...rest } = update;
+  const added: Update = { variant, arch, version, max_version: ceiling, ...rest };
+  const updates = [...others.map((u) => (sameTarget(u, update) ? { ...u, max_version: ceiling } : u)), added].sort(byNewest);
+  return { manifest: { updates, migrations: { ...m.migrations } }, update: added };
+}
+
+/**
+ * Bottlerocket's update_max_version: set the ceiling of every update of `variant` (and `arch`, when
+ * given). Lowering it pulls a bad release back. Throws when no update matches.
+ */
+export function setCeiling(m: Manifest, o: { variant: string; arch?: string; maxVersion: string }): { manifest: Manifest; updated: number } {
+  const matches = (u: Update) => u.variant === o.variant && (o.arch === undefined || u.arch === o.arch);
+  const updated = m.updates.filter(matches).length;
+  if (updated === 0) throw new ManifestError(`no update of variant ${o.variant}${o.arch ? ` (${o.arch})` : ""} is published`);
+  return { manifest: { updates: m.updates.map((u) => (matches(u) ? { ...u, max_version: o.maxVersion } : u)), migrations: { ...m.migrations } }, updated };
+}
+
+/**
+ * The hop `(from, to)` and its migrations (replacing any list it had). The migrator needs every
+ * hop to exist, even with nothing to run.
+ */
+export function addHop(m: Manifest, from: string, to: string, migrations: string[]): Manifest {
+  return { updates: [...m.updates], migrations: { ...m.migrations, [hopKey(from, to)]: [...migrations] } };
 }
 
 // Which migrations take the datastore from one version to another: Bottlerocket's find_migrations
