@@ -1,7 +1,7 @@
 // The settings datastore: live settings plus named pending transactions.
 //
-// Layout (why: the whole settings tree is a few KiB, so swapping one file is both the simplest
-// atomic commit and the fastest read path — the API serves reads from memory):
+// Layout (layout.ts owns it; why: the whole settings tree is a few KiB, so swapping one file is
+// both the simplest atomic commit and the fastest read path — the API serves reads from memory):
 //
 //   <base>/current -> v<version>_<rand>     symlink; a migration writes a new directory and flips it
 //   <base>/v<version>_<rand>/live.json      {"datastore-version", "settings", "last-commit"}
@@ -21,21 +21,18 @@
 // to that copy, else to empty settings (the host fills in defaults), keeps the bad file as
 // live.json.corrupt for inspection and reports what happened in `opened` (the host puts it in its
 // boot status and the health gate fails). The next commit writes a good live.json again.
-import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, renameSync, symlinkSync, unlinkSync } from "node:fs";
-import { basename, join } from "node:path";
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, unlinkSync } from "node:fs";
+import { join } from "node:path";
 import { randomBytes } from "node:crypto";
-import { writeFileAtomic, fsyncDir } from "../fsutil/atomic.js";
+import { writeFileAtomic } from "../fsutil/atomic.js";
 import { faultPoint } from "../fsutil/faults.js";
-import { changedKeys, deepMerge, isObject, type JsonObject } from "../settings/keys.js";
+import { changedKeys, deepMerge, type JsonObject } from "../settings/keys.js";
+import { CORRUPT, createStore, currentDir, DatastoreError, LAST_GOOD, LIVE, readLiveWithFallback, type LiveFile, type OpenState } from "./layout.js";
+
+// What the host and the API take from the store, wherever it is defined.
+export { DatastoreError, type OpenState } from "./layout.js";
 
 export class NothingPendingError extends Error {}
-export class DatastoreError extends Error {}
-
-export interface LiveFile {
-  "datastore-version": string;
-  settings: JsonObject;
-  "last-commit": { tx: string; id: string } | null;
-}
 
 interface PendingFile {
   id: string;
@@ -50,58 +47,6 @@ export function checkTxName(tx: string): void {
   if (!TX_NAME.test(tx)) throw new DatastoreError(`invalid transaction name '${tx.slice(0, 80)}': use 1-64 printable ASCII characters`);
 }
 
-/** How open() found live.json: "ok", or what it started on instead and why. */
-export interface OpenState {
-  state: "ok" | "last-good" | "empty";
-  /** Why live.json could not be used. */
-  error?: string;
-  /** Where the unusable live.json was kept. */
-  kept?: string;
-}
-
-export const LAST_GOOD = "live.json.last-good";
-export const CORRUPT = "live.json.corrupt";
-
-/** Read and check a live file: JSON with a settings table and a datastore version. Throws why not. */
-export function readLiveFile(path: string): LiveFile {
-  const text = readFileSync(path, "utf8");
-  let live: unknown;
-  try {
-    live = JSON.parse(text);
-  } catch (e) {
-    throw new DatastoreError(`${path} is not valid JSON (${text.length} bytes): ${(e as Error).message}`);
-  }
-  if (!isObject(live)) throw new DatastoreError(`${path} holds no JSON object`);
-  if (!isObject(live.settings)) throw new DatastoreError(`${path} has no settings table`);
-  if (typeof live["datastore-version"] !== "string") throw new DatastoreError(`${path} has no datastore version`);
-  const last = live["last-commit"];
-  if (last !== null && last !== undefined && !(isObject(last) && typeof last.tx === "string" && typeof last.id === "string")) {
-    throw new DatastoreError(`${path} has a malformed last-commit`);
-  }
-  return { "datastore-version": live["datastore-version"], settings: live.settings as JsonObject, "last-commit": (last ?? null) as LiveFile["last-commit"] };
-}
-
-/**
- * The live file of the data directory `dir`, falling back to its last good copy, then to empty
- * settings at the version the directory is named for (v<version>_<id>).
- */
-export function readLiveWithFallback(dir: string): { live: LiveFile; opened: OpenState } {
-  const path = join(dir, "live.json");
-  let error: string;
-  try {
-    return { live: readLiveFile(path), opened: { state: "ok" } };
-  } catch (e) {
-    error = (e as Error).message;
-  }
-  try {
-    const live = readLiveFile(join(dir, LAST_GOOD));
-    return { live: { ...live, "last-commit": null }, opened: { state: "last-good", error } };
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== "ENOENT") error += `; its last good copy too: ${(e as Error).message}`;
-  }
-  const version = /^v([^_/]+)_/.exec(basename(dir))?.[1] ?? "unknown";
-  return { live: { "datastore-version": version, settings: {}, "last-commit": null }, opened: { state: "empty", error } };
-}
 
 export class Datastore {
   private live: LiveFile;
@@ -121,13 +66,15 @@ export class Datastore {
    * live.json does not fail it: see the file's header and `opened`.
    */
   static open(base: string, version: string): Datastore {
-    const current = join(base, "current");
-    if (!existsSync(current)) Datastore.create(base, version);
-    const dir = join(base, readlinkSync(current));
+    let dir = currentDir(base);
+    if (dir === undefined) {
+      createStore(base, version);
+      dir = currentDir(base)!;
+    }
     const { live, opened } = readLiveWithFallback(dir);
-    if (opened.state !== "ok" && existsSync(join(dir, "live.json"))) {
+    if (opened.state !== "ok" && existsSync(join(dir, LIVE))) {
       try {
-        copyFileSync(join(dir, "live.json"), join(dir, CORRUPT));
+        copyFileSync(join(dir, LIVE), join(dir, CORRUPT));
         opened.kept = join(dir, CORRUPT);
       } catch {
         /* unreadable even to copy: nothing to keep */
@@ -136,21 +83,6 @@ export class Datastore {
     const store = new Datastore(dir, live, opened);
     store.recoverPending();
     return store;
-  }
-
-  private static create(base: string, version: string): void {
-    // Settings include secrets (keys, tokens, passwords): the store is root's alone.
-    mkdirSync(base, { recursive: true, mode: 0o700 });
-    const name = `v${version}_${randomBytes(8).toString("hex")}`;
-    const dir = join(base, name);
-    mkdirSync(join(dir, "pending"), { recursive: true, mode: 0o700 });
-    const live: LiveFile = { "datastore-version": version, settings: {}, "last-commit": null };
-    writeFileAtomic(join(dir, "live.json"), JSON.stringify(live), { durable: true, mode: 0o600 });
-    // The symlink is the store's existence: made last, by rename, so a half-made store is never "current".
-    const tmpLink = join(base, `.current-${randomBytes(4).toString("hex")}`);
-    symlinkSync(name, tmpLink);
-    renameSync(tmpLink, join(base, "current"));
-    fsyncDir(base);
   }
 
   private recoverPending(): void {
@@ -231,7 +163,7 @@ export class Datastore {
     // open() falls back to if live.json is ever unreadable. Written first: at every instant one of
     // the two files holds good settings.
     writeFileAtomic(join(this.dir, LAST_GOOD), JSON.stringify(this.live), { durable: true, faultName: "last-good", mode: 0o600 });
-    writeFileAtomic(join(this.dir, "live.json"), JSON.stringify(live), { durable: true, faultName: "commit", mode: 0o600 });
+    writeFileAtomic(join(this.dir, LIVE), JSON.stringify(live), { durable: true, faultName: "commit", mode: 0o600 });
     this.live = live;
     this.pending.delete(tx);
     unlinkSync(this.pendingPath(tx));
