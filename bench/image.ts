@@ -6,7 +6,8 @@ import { copyFileSync, existsSync, mkdtempSync, readFileSync, readdirSync, statS
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { packageRoot } from "../src/fsutil/package-root.js";
-import { readBuildRecord, stageSlot } from "../test/helpers/offline.js";
+import { readBuildRecord } from "../src/image/build.js";
+import { stageSlot } from "../test/helpers/offline.js";
 import { alive, probeKvm, startVm, qmpCommand, freePort } from "../src/launch/qemu.js";
 import { row, type BenchModule, type BenchRow } from "./lib.js";
 import { launch, stop, instanceClient } from "../src/launch/instances.js";
@@ -67,7 +68,7 @@ export const imageBench: BenchModule = {
     if (b.status !== 0) throw new Error("caisson build failed");
     const cachedSeconds = (Date.now() - t0) / 1000;
     const build = readBuildRecord(out);
-    const cacheDir = join(ROOT, ".cache/image", readdirSync(join(ROOT, ".cache/image")).find((d) => d.endsWith(JSON.parse(readFileSync(join(out, "build.json"), "utf8"))["rootfs-key"]))!);
+    const cacheDir = join(ROOT, ".cache/image", readdirSync(join(ROOT, ".cache/image")).find((d) => d.endsWith(build["rootfs-key"]))!);
     const rootfsSeconds = (JSON.parse(readFileSync(join(cacheDir, "key.json"), "utf8")) as { "build-seconds"?: number })["build-seconds"] ?? Number.NaN;
     const rootBytes = statSync(join(out, "root.img")).size;
     const treeBytes = Number(spawnSync("du", ["-sb", join(cacheDir, "tree")], { encoding: "utf8" }).stdout.split("\t")[0]);

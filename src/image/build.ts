@@ -1,7 +1,7 @@
 // `caisson build`: the image pipeline, as named stages with progress and a cache:
 //   rootfs (cached) → finalize → seal (erofs + verity) → disk (GPT: ESP, A/B slots, data)
 import { createHash } from "node:crypto";
-import { copyFileSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { buildRootfs } from "./rootfs.js";
 import { finalize, type Branding } from "./finalize.js";
@@ -9,6 +9,7 @@ import { assembleDisk, DEFAULT_LAYOUT, partitions, sealRoot, type DiskLayout } f
 import { Progress } from "./progress.js";
 import type { SlotBoot } from "../boot/entries.js";
 import { packageRoot } from "../fsutil/package-root.js";
+import { isSemver } from "../update/version.js";
 
 export interface BuildOptions {
   variant: string;
@@ -43,7 +44,36 @@ export interface BuildRecord {
   "stage-seconds": Record<string, number>;
 }
 
-export const SEMVER = /^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$/;
+/** The slot's files, as build.json's `files` names them: what an update carries. */
+export const SLOT_FILES = ["root", "verity", "vmlinuz", "initrd"] as const;
+export type SlotFile = (typeof SLOT_FILES)[number];
+
+/**
+ * Read and check <dir>/build.json: the fields the repository tool and the offline slot tools use,
+ * and that the slot files it names exist beside it. Throws naming what is wrong.
+ */
+export function readBuildRecord(dir: string): BuildRecord {
+  const path = join(dir, "build.json");
+  if (!existsSync(path)) throw new Error(`${path} not found: not the output directory of \`caisson build --out DIR\``);
+  let b: BuildRecord;
+  try {
+    b = JSON.parse(readFileSync(path, "utf8")) as BuildRecord;
+  } catch (e) {
+    throw new Error(`${path} is not valid JSON: ${(e as Error).message}`);
+  }
+  if (!b || typeof b !== "object") throw new Error(`${path} holds no JSON object`);
+  for (const f of ["variant", "version", "arch", "roothash"] as const) {
+    if (typeof b[f] !== "string" || b[f] === "") throw new Error(`${path}: "${f}" is missing`);
+  }
+  if (!Array.isArray(b["kernel-parameters"])) throw new Error(`${path}: "kernel-parameters" is missing`);
+  if (!Number.isInteger(b["boot-tries"])) throw new Error(`${path}: "boot-tries" is missing`);
+  for (const key of SLOT_FILES) {
+    const f = b.files?.[key];
+    if (!f) throw new Error(`${path}: files.${key} is missing (was the build interrupted?)`);
+    if (!existsSync(join(dir, f.path))) throw new Error(`${join(dir, f.path)} (files.${key} of ${path}) does not exist`);
+  }
+  return b;
+}
 
 /** Kernel parameters every slot boots with (the verity ones come from the slot). */
 export function baseKernelParameters(selinux: "enforcing" | "permissive" = "enforcing"): string[] {
@@ -52,7 +82,7 @@ export function baseKernelParameters(selinux: "enforcing" | "permissive" = "enfo
 }
 
 export async function buildImage(o: BuildOptions): Promise<BuildRecord> {
-  if (!SEMVER.test(o.version)) throw new Error(`--version ${o.version} is not a semantic version (X.Y.Z)`);
+  if (!isSemver(o.version)) throw new Error(`--version ${o.version} is not a semantic version (X.Y.Z)`);
   const imageDir = join(packageRoot(), "image");
   const out = resolve(o.out);
   const work = join(out, ".work");

@@ -14,7 +14,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync
 import { basename, join, resolve } from "node:path";
 import { Key, Metadata, MetadataKind, MetaFile, Root, Snapshot, TargetFile, Targets, Timestamp } from "@tufjs/models";
 import { createHash } from "node:crypto";
-import type { BuildRecord } from "../image/build.js";
+import { readBuildRecord, type BuildRecord, type SlotFile } from "../image/build.js";
 import { addHop, addUpdate as addToManifest, checkAddable, hopKey, parseManifest, previousVersion, serializeManifest, setCeiling, targetName, type Manifest, type Update, type UpdateImages } from "../update/manifest.js";
 import { parseWavePolicy, rfc3339, wavesFromPolicy, type WavePolicy } from "../update/waves.js";
 import { writeFileAtomic } from "../fsutil/atomic.js";
@@ -343,29 +343,13 @@ export interface AddUpdateResult {
   versions: Record<Exclude<RoleName, "root">, number>;
 }
 
-/** Slot file of build.json for each manifest image part. */
-const BUILD_FILES: Record<keyof UpdateImages, string> = { root: "root", hash: "verity", kernel: "vmlinuz", initrd: "initrd" };
+/** Slot file of build.json for each manifest image part (the manifest's `hash` is the verity tree). */
+const BUILD_FILES: Record<keyof UpdateImages, SlotFile> = { root: "root", hash: "verity", kernel: "vmlinuz", initrd: "initrd" };
 
 function readBuild(buildDir: string): BuildRecord {
   const path = join(buildDir, "build.json");
   if (!existsSync(path)) throw new Error(`${path} not found: --image must be the output directory of \`caisson build --out DIR\``);
-  let b: BuildRecord;
-  try {
-    b = JSON.parse(readFileSync(path, "utf8")) as BuildRecord;
-  } catch (e) {
-    throw new Error(`${path} is not valid JSON: ${(e as Error).message}`);
-  }
-  for (const f of ["variant", "version", "arch", "roothash"] as const) {
-    if (typeof b[f] !== "string" || b[f] === "") throw new Error(`${path}: "${f}" is missing`);
-  }
-  if (!Array.isArray(b["kernel-parameters"])) throw new Error(`${path}: "kernel-parameters" is missing`);
-  if (!Number.isInteger(b["boot-tries"])) throw new Error(`${path}: "boot-tries" is missing`);
-  for (const key of Object.values(BUILD_FILES)) {
-    const f = b.files?.[key];
-    if (!f) throw new Error(`${path}: files.${key} is missing (was the build interrupted?)`);
-    if (!existsSync(join(buildDir, f.path))) throw new Error(`${join(buildDir, f.path)} (files.${key} of ${path}) does not exist`);
-  }
-  return b;
+  return readBuildRecord(buildDir);
 }
 
 function resolveWaves(w: AddUpdateOptions["waves"], now: Date): Record<string, string> {

@@ -11,7 +11,8 @@ import { join } from "node:path";
 import { packageRoot } from "../../src/fsutil/package-root.js";
 import { launch, stop, instanceClient, readInstance, type Instance } from "../../src/launch/instances.js";
 import { makeInstanceTls } from "../../src/launch/tls.js";
-import { corruptSlot, listEntries, readBuildRecord, stageSlot, writeEspFile } from "../helpers/offline.js";
+import { readBuildRecord } from "../../src/image/build.js";
+import { corruptSlot, listEntries, stageSlot, writeEspFile } from "../helpers/offline.js";
 import { BOOT_TIMEOUT, consoleOf, json, log, nextBoot, onSlot, settled, type BootStatus } from "../helpers/e2e.js";
 
 const ROOT = packageRoot();
@@ -54,7 +55,7 @@ test("reproducible: the same cached package tree assembled again gives the same 
   const r = spawnSync(process.execPath, [join(ROOT, "dist/src/cli/caisson.js"), "build", "--out", again, "--boot-tries", "1", "--slot-only"], { stdio: ["ignore", "ignore", "inherit"] });
   assert.equal(r.status, 0);
   assert.equal(readBuildRecord(again).roothash, readBuildRecord(OUT).roothash);
-  const sha = (d: string) => (JSON.parse(readFileSync(join(d, "build.json"), "utf8")) as { files: { root: { sha256: string } } }).files.root.sha256;
+  const sha = (d: string) => readBuildRecord(d).files.root!.sha256;
   assert.equal(sha(again), sha(OUT));
 });
 

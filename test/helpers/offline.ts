@@ -3,7 +3,7 @@
 // mtools. The update agent does the same on a running host through block devices and /efi; tests
 // (and bench/image.ts) use this to put a slot on trial before a boot. A test helper, not part of
 // src/boot: it builds on src/image (disk layout, mtools), which src/boot must not import.
-import { readFileSync, writeFileSync, mkdtempSync, rmSync, openSync, writeSync, closeSync, readSync } from "node:fs";
+import { writeFileSync, mkdtempSync, rmSync, openSync, writeSync, closeSync, readSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { run } from "../../src/image/run.js";
@@ -77,8 +77,4 @@ export function corruptSlot(disk: string, layout: DiskLayout, slot: Slot, offset
   } finally {
     closeSync(fd);
   }
-}
-
-export function readBuildRecord(dir: string): { roothash: string; layout: DiskLayout; "kernel-parameters": string[]; version: string; variant: string; "boot-tries": number } {
-  return JSON.parse(readFileSync(join(dir, "build.json"), "utf8")) as never;
 }
