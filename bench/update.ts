@@ -8,6 +8,7 @@ import { copyFileSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { packageRoot } from "../src/fsutil/package-root.js";
+import { MIB } from "../src/fsutil/units.js";
 import { addUpdate, initRepository, readRepository, serveRepository } from "../src/repo/repository.js";
 import { updatePaths } from "../src/update/manifest.js";
 import { writePartition } from "../src/update/write.js";
@@ -16,7 +17,6 @@ import { fakeBuild } from "../test/helpers/fake-build.js";
 import { row, type BenchModule } from "./lib.js";
 
 const run = promisify(execFile);
-const MIB = 1024 * 1024;
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 

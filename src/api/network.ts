@@ -5,6 +5,7 @@ import { createServer, type Server } from "node:https";
 import type { RequestListener } from "node:http";
 import type { JsonObject } from "../settings/keys.js";
 import { getPath } from "../settings/keys.js";
+import { DEFAULT_NETWORK_API_PORT } from "../settings/schema.js";
 import { answerClientError, applyLimits, DEFAULT_LIMITS, serverOptions, type ServerLimits } from "./limits.js";
 
 export interface NetworkApiConfig {
@@ -21,7 +22,7 @@ export function networkApiConfig(settings: JsonObject): NetworkApiConfig | strin
   const missing = ["server-certificate", "server-key", "client-ca"].filter((k) => typeof n[k] !== "string");
   if (missing.length) return `off: settings.api.network.${missing.join(", ")} not set`;
   const b64 = (k: string) => Buffer.from(n[k] as string, "base64").toString("utf8");
-  return { port: (n.port as number | undefined) ?? 8443, cert: b64("server-certificate"), key: b64("server-key"), ca: b64("client-ca") };
+  return { port: (n.port as number | undefined) ?? DEFAULT_NETWORK_API_PORT, cert: b64("server-certificate"), key: b64("server-key"), ca: b64("client-ca") };
 }
 
 /** The network API server, with the same limits as the Unix socket's (limits.ts). */

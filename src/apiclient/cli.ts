@@ -1,7 +1,7 @@
 // runApiclient: parse argv with commander, dispatch to one subcommand module, map errors to exit
 // codes (2 for usage, 1 for anything the API or the inputs refused).
 import { Command, CommanderError } from "commander";
-import { ApiClient, ApiError, ConnectError, type HttpTarget, type Transport } from "./client.js";
+import { ApiClient, ApiResponseError, ConnectError, type HttpTarget, type Transport } from "./client.js";
 import { SUBCOMMANDS } from "./commands/index.js";
 import { UsageError, type Context, type Globals, type Io } from "./context.js";
 import { InputError } from "./input.js";
@@ -74,7 +74,7 @@ export async function runApiclient(argv: string[], io: Io, deps: ApiclientDeps =
       io.stderr.write(`error: ${e.message}\n(run with --help for usage)\n`);
       return 2;
     }
-    if (e instanceof ApiError) io.stderr.write(`error: ${e.describe()}\n`);
+    if (e instanceof ApiResponseError) io.stderr.write(`error: ${e.describe()}\n`);
     else if (e instanceof ConnectError || e instanceof InputError) io.stderr.write(`error: ${e.message}\n`);
     else io.stderr.write(`error: ${(e as Error).message ?? String(e)}\n`);
     return 1;

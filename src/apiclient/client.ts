@@ -37,8 +37,11 @@ export function httpTransport(target: HttpTarget): Transport {
     });
 }
 
-/** An API error response: JSON bodies carry message/key/expected, anything else is kept as text. */
-export class ApiError extends Error {
+/**
+ * An error response of the API, as the client sees it (the server's error is src/api/errors.ts'
+ * ApiError): JSON bodies carry message/key/expected, anything else is kept as text.
+ */
+export class ApiResponseError extends Error {
   constructor(
     readonly status: number,
     message: string,
@@ -48,16 +51,16 @@ export class ApiError extends Error {
     super(message);
   }
 
-  static from(res: ApiResponse): ApiError {
+  static from(res: ApiResponse): ApiResponseError {
     try {
       const j = JSON.parse(res.body) as { message?: unknown; key?: unknown; expected?: unknown };
       if (typeof j.message === "string") {
-        return new ApiError(res.status, j.message, typeof j.key === "string" ? j.key : undefined, typeof j.expected === "string" ? j.expected : undefined);
+        return new ApiResponseError(res.status, j.message, typeof j.key === "string" ? j.key : undefined, typeof j.expected === "string" ? j.expected : undefined);
       }
     } catch {
       // not JSON: fall through to the raw text
     }
-    return new ApiError(res.status, res.body.trim() || http.STATUS_CODES[res.status] || `HTTP ${res.status}`);
+    return new ApiResponseError(res.status, res.body.trim() || http.STATUS_CODES[res.status] || `HTTP ${res.status}`);
   }
 
   /** One line for stderr: the API's message, plus key/expected when the message lacks them. */
@@ -101,10 +104,10 @@ export class ApiClient {
     return res;
   }
 
-  /** Like request, but non-2xx becomes an ApiError and the body is parsed as JSON when present. */
+  /** Like request, but non-2xx becomes an ApiResponseError and the body is parsed as JSON when present. */
   async call(method: string, uri: string, body?: unknown): Promise<unknown> {
     const res = await this.request(method, uri, body);
-    if (res.status < 200 || res.status > 299) throw ApiError.from(res);
+    if (res.status < 200 || res.status > 299) throw ApiResponseError.from(res);
     if (res.body.trim() === "") return undefined;
     try {
       return JSON.parse(res.body) as unknown;

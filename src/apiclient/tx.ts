@@ -2,7 +2,7 @@
 // pending changes by others are never committed by accident), then commit_and_apply, or a dry
 // run that reports what would change. Any failure after the first PATCH deletes the transaction.
 import { randomInt } from "node:crypto";
-import { ApiError } from "./client.js";
+import { ApiResponseError } from "./client.js";
 import type { Context } from "./context.js";
 
 const ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
@@ -59,7 +59,7 @@ async function discard(ctx: Context, q: string): Promise<void> {
   try {
     const res = await ctx.client().request("DELETE", `/tx?${q}`);
     if (res.status >= 300 && res.status !== 404 && ctx.globals.verbose) {
-      ctx.io.stderr.write(`warning: could not delete the transaction: ${ApiError.from(res).describe()}\n`);
+      ctx.io.stderr.write(`warning: could not delete the transaction: ${ApiResponseError.from(res).describe()}\n`);
     }
   } catch (e) {
     if (ctx.globals.verbose) ctx.io.stderr.write(`warning: could not delete the transaction: ${(e as Error).message}\n`);

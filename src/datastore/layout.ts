@@ -44,10 +44,10 @@ const CURRENT = "current";
 const DATA_DIR = /^v([^_/]+)_[0-9a-f]+$/;
 
 /** The version a data directory is named for; undefined for a name that is not one. */
-export const dataDirVersion = (name: string): string | undefined => DATA_DIR.exec(name)?.[1];
+const dataDirVersion = (name: string): string | undefined => DATA_DIR.exec(name)?.[1];
 
 /** Read and check a live file: JSON with a settings table and a datastore version. Throws why not. */
-export function readLiveFile(path: string): LiveFile {
+function readLiveFile(path: string): LiveFile {
   const text = readFileSync(path, "utf8");
   let live: unknown;
   try {

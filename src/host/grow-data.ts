@@ -10,8 +10,7 @@
 import { existsSync, readFileSync, realpathSync, statfsSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { execFile } from "node:child_process";
-
-const MIB = 1024 * 1024;
+import { MIB } from "../fsutil/units.js";
 
 /** Where the data partition lies, from sysfs (512-byte sectors, as the kernel reports them). */
 export interface DataGeometry {

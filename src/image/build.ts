@@ -45,7 +45,7 @@ export interface BuildRecord {
 }
 
 /** The slot's files, as build.json's `files` names them: what an update carries. */
-export const SLOT_FILES = ["root", "verity", "vmlinuz", "initrd"] as const;
+const SLOT_FILES = ["root", "verity", "vmlinuz", "initrd"] as const;
 export type SlotFile = (typeof SLOT_FILES)[number];
 
 /**
@@ -76,7 +76,7 @@ export function readBuildRecord(dir: string): BuildRecord {
 }
 
 /** Kernel parameters every slot boots with (the verity ones come from the slot). */
-export function baseKernelParameters(selinux: "enforcing" | "permissive" = "enforcing"): string[] {
+function baseKernelParameters(selinux: "enforcing" | "permissive" = "enforcing"): string[] {
   // printk_ratelimit=0: with no auditd, AVC denials reach the console only unthrottled.
   return ["console=tty0", "console=ttyS0", "security=selinux", `enforcing=${selinux === "enforcing" ? 1 : 0}`, "sysctl.kernel.printk_ratelimit=0"];
 }

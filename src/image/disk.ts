@@ -6,6 +6,7 @@ import { readFileSync, rmSync, writeFileSync, statSync, truncateSync, mkdirSync 
 import { join } from "node:path";
 import { run } from "./run.js";
 import { entryFileName, entryText, LOADER_CONF, type SlotBoot } from "../boot/entries.js";
+import { MIB } from "../fsutil/units.js";
 
 /** Partition plan in MiB. Slots are sized for future, larger updates, not just this root. */
 export interface DiskLayout {
@@ -17,7 +18,7 @@ export interface DiskLayout {
 
 export const DEFAULT_LAYOUT: DiskLayout = { espMiB: 128, rootMiB: 768, verityMiB: 16, dataMiB: 1024 };
 
-export const GPT_TYPES = {
+const GPT_TYPES = {
   esp: "C12A7328-F81F-11D2-BA4B-00A0C93EC93B",
   root: "4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709", // x86-64 root (Discoverable Partitions)
   verity: "2C7357ED-EBD2-46D9-AEC1-23D437EC2BF5", // x86-64 root verity
@@ -59,7 +60,7 @@ export function writeAtPartition(disk: string, layout: DiskLayout, label: string
 }
 
 /** A stable UUID from a name: builds are reproducible, so nothing random goes in. */
-export function stableUuid(name: string): string {
+function stableUuid(name: string): string {
   const h = createHash("sha256").update(`caisson:${name}`).digest("hex");
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-a${h.slice(17, 20)}-${h.slice(20, 32)}`;
 }
@@ -97,8 +98,6 @@ export interface DiskInput {
   bootloader: string;
   onLine?: (l: string) => void;
 }
-
-const MIB = 1024 * 1024;
 
 export async function assembleDisk(i: DiskInput): Promise<void> {
   const parts = partitions(i.layout);

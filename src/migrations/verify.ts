@@ -1,8 +1,9 @@
-// Offline verification of what the update agent cached for the migrator (reference §5.5/§5.6):
-// the cached TUF metadata is checked against the trust anchor in the read-only image, with
-// expiry IGNORED (a host may boot weeks after it downloaded an update, and the migrator must still
-// run), then every cached target is checked against targets.json. All signature and hash work is
-// @tufjs/models' (Metadata.verifyDelegate, MetaFile/TargetFile.verify): no crypto of our own.
+// Offline verification of what the update agent cached for the migrator (the cache is written by
+// src/update/migration-cache.ts at prepare; migrator.ts reads it after the reboot): the cached TUF
+// metadata is checked against the trust anchor in the read-only image, with expiry IGNORED (a host
+// may boot weeks after it downloaded an update, and the migrator must still run), then every
+// cached target is checked against targets.json. All signature and hash work is @tufjs/models'
+// (Metadata.verifyDelegate, MetaFile/TargetFile.verify): no crypto of our own.
 //
 // Cache layout (src/update/manifest.ts, updatePaths.cache):
 //   metadata/root.json, timestamp.json, snapshot.json, targets.json   as tuf-js' Updater writes

@@ -10,7 +10,7 @@ import { parseWavePolicy, type WavePolicy } from "../update/waves.js";
 export const WAVE_POLICY_NAMES = ["default", "accelerated", "ohno", "slow-roll"] as const;
 export type WavePolicyName = (typeof WAVE_POLICY_NAMES)[number];
 
-export const wavePolicyPath = (name: WavePolicyName) => join(packageRoot(), "src", "repo", "waves", `${name}.toml`);
+const wavePolicyPath = (name: WavePolicyName) => join(packageRoot(), "src", "repo", "waves", `${name}.toml`);
 
 export function namedWavePolicy(name: WavePolicyName): WavePolicy {
   if (!WAVE_POLICY_NAMES.includes(name)) throw new Error(`unknown wave policy "${String(name)}" (known: ${WAVE_POLICY_NAMES.join(", ")})`);

@@ -1,8 +1,9 @@
 // The update repository: a TUF repository (root, targets, snapshot, timestamp; ed25519 keys;
 // consistent snapshots) whose targets are the slot images, the migration modules and
-// `manifest.json`, the update index (src/update/manifest.ts). Like Bottlerocket's pubsys/updata
-// (reference §5.2–5.4): add an update with waves, pull a release back with max_version, re-sign
-// before expiry, rotate the root keys. Signing and metadata are @tufjs/models'; this module only
+// `manifest.json`, the update index (src/update/manifest.ts, which also holds the rules for
+// changing it). Like Bottlerocket's pubsys/updata (how to use it: README.md, "Updates"): add an
+// update with waves, pull a release back with max_version, re-sign before expiry, rotate the root
+// keys. Signing and metadata are @tufjs/models'; this module only
 // decides what goes in them.
 //
 // On disk (DIR):
@@ -18,21 +19,20 @@ import { readBuildRecord, type BuildRecord, type SlotFile } from "../image/build
 import { addHop, addUpdate as addToManifest, checkAddable, hopKey, parseManifest, previousVersion, serializeManifest, setCeiling, targetName, type Manifest, type Update, type UpdateImages } from "../update/manifest.js";
 import { parseWavePolicy, rfc3339, wavesFromPolicy, type WavePolicy } from "../update/waves.js";
 import { writeFileAtomic } from "../fsutil/atomic.js";
-import { generateKey, loadKey, retireKey, saveKey, signer, tufKey, type StoredKey } from "./keys.js";
+import { generateKey, loadKey, retireKey, saveKey, signer, tufKey, type StoredKey } from "./signing-keys.js";
 import { assertSemver, compareVersions } from "../update/version.js";
 import { checkTargetName, publishBytes, publishFile, stderrProgress, type ProgressSink } from "./targets.js";
 import { acquirePidLock, LockedError } from "../fsutil/pidfile.js";
 import { namedWavePolicy, WAVE_POLICY_NAMES, type WavePolicyName } from "./policies.js";
 
 export { serveRepository, type ServedRepository } from "./serve.js";
-export { WAVE_POLICY_NAMES, namedWavePolicy };
 
 export type RoleName = "root" | "targets" | "snapshot" | "timestamp";
-export const ROLES: RoleName[] = ["root", "targets", "snapshot", "timestamp"];
+const ROLES: RoleName[] = ["root", "targets", "snapshot", "timestamp"];
 export type Expiries = Partial<Record<RoleName, number>>;
 
 /** Bottlerocket's pubsys policy (2w-2w-1w) plus a year for the (offline) root. */
-export const DEFAULT_EXPIRES: Record<RoleName, number> = {
+const DEFAULT_EXPIRES: Record<RoleName, number> = {
   root: 365 * 86400,
   targets: 14 * 86400,
   snapshot: 14 * 86400,
@@ -40,7 +40,7 @@ export const DEFAULT_EXPIRES: Record<RoleName, number> = {
 };
 
 const SPEC_VERSION = "1.0.31";
-export const MANIFEST_TARGET = "manifest.json";
+const MANIFEST_TARGET = "manifest.json";
 
 export const repoPaths = (dir: string) => ({
   keys: join(dir, "keys"),

@@ -19,6 +19,11 @@ export function isVariant(v: string): v is Variant {
   return (VARIANTS as readonly string[]).includes(v);
 }
 
+/** Wave seeds are in [0, MAX_SEED), as Bottlerocket's (the update manifest's waves count in them). */
+export const MAX_SEED = 2048;
+/** The network API's port when settings.api.network.port is not set. */
+export const DEFAULT_NETWORK_API_PORT = 8443;
+
 // Formats are registered once; TypeBox checks them on string schemas with `format`. Each checks a
 // value by its meaning (what reads it), not just its shape: every value a format accepts must
 // render into every file that uses it without breaking that file's syntax.
@@ -241,7 +246,7 @@ const updates = obj(
   {
     "metadata-base-url": str("Base URL of the signed (TUF) update metadata.", { format: "url" }),
     "targets-base-url": str("Base URL of the update targets.", { format: "url" }),
-    seed: int("Wave seed in [0, 2048); generated at first boot when absent.", { minimum: 0, maximum: 2047, "x-generator": "seed" }),
+    seed: int(`Wave seed in [0, ${MAX_SEED}); generated at first boot when absent.`, { minimum: 0, maximum: MAX_SEED - 1, "x-generator": "seed" }),
     "version-lock": str('"latest" or a version (1.2.3 or v1.2.3) to pin to.', {
       pattern: "^(latest|v?[0-9]+\\.[0-9]+\\.[0-9]+([-+][0-9A-Za-z.-]+)?)$",
       default: "latest",
@@ -350,7 +355,7 @@ const api = obj(
         default: false,
         "x-variant-defaults": { dev: true },
       }),
-      port: int("TCP port of the network API.", { minimum: 1, maximum: 65535, default: 8443 }),
+      port: int("TCP port of the network API.", { minimum: 1, maximum: 65535, default: DEFAULT_NETWORK_API_PORT }),
       "server-certificate": str("Base64 PEM certificate (chain) the network API presents.", { format: "base64-pem-certificates" }),
       "server-key": str("Base64 PEM private key of the network API.", { format: "base64-pem", "x-secret": true }),
       "client-ca": str("Base64 PEM CA bundle; only clients with a certificate it signed are let in.", { format: "base64-pem-certificates" }),

@@ -27,7 +27,6 @@ export type { DownloadProgress } from "./stage.js";
 
 export type UpdateState = "Idle" | "Available" | "Staged" | "Ready";
 export type CommandType = "refresh" | "prepare" | "activate" | "deactivate" | "rollback";
-export const COMMANDS: readonly CommandType[] = ["refresh", "prepare", "activate", "deactivate", "rollback"];
 export const UPDATE_STATES: readonly UpdateState[] = ["Idle", "Available", "Staged", "Ready"];
 
 export interface Image {

@@ -13,9 +13,11 @@
 //   parameters, from which the agent writes the slot's Boot Loader Spec entry.
 // - Migrations are JavaScript modules (run on the image's Node runtime), not binaries.
 import { ESP_DIR } from "../boot/slots.js";
+import { MAX_SEED } from "../settings/schema.js";
 import { compareVersions, maxVersion } from "./version.js";
 
-export const MAX_SEED = 2048;
+/** The waves' seeds (settings.updates.seed) are in [0, MAX_SEED); settings owns the bound. */
+export { MAX_SEED };
 
 export interface UpdateImages {
   /** TUF target names. */
@@ -124,7 +126,7 @@ export const serializeManifest = (m: Manifest): Buffer => Buffer.from(JSON.strin
 const sameTarget = (a: Pick<Update, "variant" | "arch">, b: Pick<Update, "variant" | "arch">) => a.variant === b.variant && a.arch === b.arch;
 
 /** The published update of this variant, arch and version, if any. */
-export const findUpdate = (m: Manifest, u: Pick<Update, "variant" | "arch" | "version">): Update | undefined =>
+const findUpdate = (m: Manifest, u: Pick<Update, "variant" | "arch" | "version">): Update | undefined =>
   m.updates.find((x) => sameTarget(x, u) && x.version === u.version);
 
 /** The highest version of `variant` (any arch) published below `version`: a new hop's lower end. */
@@ -196,7 +198,7 @@ export interface PlannedMigration {
 const HOP = /^\(\s*([^,\s]+)\s*,\s*([^)\s]+)\s*\)$/;
 
 /** The manifest's hops, parsed; a malformed or duplicate key is an error (as update_metadata). */
-export function parseHops(manifest: Pick<Manifest, "migrations">): { from: string; to: string; migrations: string[] }[] {
+function parseHops(manifest: Pick<Manifest, "migrations">): { from: string; to: string; migrations: string[] }[] {
   const seen = new Set<string>();
   return Object.entries(manifest.migrations ?? {}).map(([key, migrations]) => {
     const m = HOP.exec(key);

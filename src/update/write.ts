@@ -12,9 +12,9 @@ import type { Slot } from "../boot/entries.js";
 import { ESP_DIR } from "../boot/slots.js";
 import { renameDurable } from "../fsutil/atomic.js";
 import { faultPoint } from "../fsutil/faults.js";
+import { MIB } from "../fsutil/units.js";
 import { updatePaths } from "./manifest.js";
 
-export const MIB = 1024 * 1024;
 /** Write and read in blocks this large: few syscalls, and large enough to keep a disk busy. */
 const BLOCK = 4 * MIB;
 
@@ -31,7 +31,7 @@ export type Source = (sink: (chunk: Buffer) => Promise<void>) => Promise<void>;
 export type WriteProgress = (bytes: number, total: number) => void;
 
 /** The partition of `slot` that holds `part`: `root-<slot>` or `root-<slot>-verity`. */
-export const partitionLabel = (slot: Slot, part: "root" | "verity") => (part === "root" ? `root-${slot}` : `root-${slot}-verity`);
+const partitionLabel = (slot: Slot, part: "root" | "verity") => (part === "root" ? `root-${slot}` : `root-${slot}-verity`);
 
 /**
  * Stream `source` into `slot`'s partition `part` under `root`, refusing anything larger than the

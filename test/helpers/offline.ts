@@ -9,8 +9,7 @@ import { join } from "node:path";
 import { run } from "../../src/image/run.js";
 import { mtoolsEnv, partitions, writeAtPartition, type DiskLayout } from "../../src/image/disk.js";
 import { entryFileName, entryText, type Slot, type SlotBoot } from "../../src/boot/entries.js";
-
-const MIB = 1024 * 1024;
+import { MIB } from "../../src/fsutil/units.js";
 
 export interface SlotArtifacts {
   root: string;

@@ -8,7 +8,8 @@ import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, sy
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BootSlots, SlotConflict, type EntryStore, type SlotImage } from "../../src/boot/slots.js";
-import { MIB, writeBootFile, writePartition, type Source } from "../../src/update/write.js";
+import { writeBootFile, writePartition, type Source } from "../../src/update/write.js";
+import { MIB } from "../../src/fsutil/units.js";
 import { entryFileName, entryText } from "../../src/boot/entries.js";
 
 const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");

@@ -9,7 +9,7 @@ import { createHash } from "node:crypto";
 import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { AgentError, COMMANDS, UPDATE_STATES, UpdateAgent, type AgentErrorKind, type CommandType, type UpdateState, type UpdateStatus } from "../../src/update/agent.js";
+import { AgentError, UPDATE_STATES, UpdateAgent, type AgentErrorKind, type CommandType, type UpdateState, type UpdateStatus } from "../../src/update/agent.js";
 import { BootSlots, type EntryStore } from "../../src/boot/slots.js";
 import { entryFileName, entryText, type Slot } from "../../src/boot/entries.js";
 import type { Manifest, Update } from "../../src/update/manifest.js";
@@ -143,6 +143,8 @@ const EXPECTED: Record<UpdateState, Record<CommandType, Outcome>> = {
   Staged: { refresh: "Staged", prepare: "Staged", activate: "Ready", deactivate: DISALLOWED, rollback: DISALLOWED },
   Ready: { refresh: "Ready", prepare: DISALLOWED, activate: DISALLOWED, deactivate: "Staged", rollback: DISALLOWED },
 };
+/** Every command: EXPECTED's rows are records over CommandType, so the compiler keeps this whole. */
+const COMMANDS = Object.keys(EXPECTED.Idle) as CommandType[];
 
 const refusal = (status: number, kind: AgentErrorKind, message?: RegExp) => (e: unknown) =>
   e instanceof AgentError && e.status === status && e.kind === kind && e.message === `${kind === "NothingToRollBack" ? "nothing to roll back to" : kind}: ${e.detail}` && (!message || message.test(e.message));

@@ -18,7 +18,7 @@ test("durations: Bottlerocket-style offsets", () => {
   assert.equal(parseDuration(""), undefined);
 });
 
-test("default policy converts to Bottlerocket's seeds and times (reference §5.4)", () => {
+test("default policy converts to Bottlerocket's seeds and times", () => {
   const w = wavesFromPolicy(namedWavePolicy("default"), T0);
   const h = 3600_000;
   assert.deepEqual(w, {

@@ -2,7 +2,7 @@
 import type { Command } from "commander";
 import { deepMerge, isObject, type JsonObject } from "../../settings/keys.js";
 import { printJson, UsageError, type Subcommand } from "../context.js";
-import { fullPrefix } from "../keys.js";
+import { fullPrefix } from "../keypairs.js";
 
 export const get: Subcommand = {
   name: "get",

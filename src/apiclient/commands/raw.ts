@@ -1,6 +1,6 @@
 // `apiclient raw -u URI [-m METHOD] [-d BODY]`: one request, body printed as is.
 import { Option, type Command } from "commander";
-import { ApiError } from "../client.js";
+import { ApiResponseError } from "../client.js";
 import { UsageError, type Subcommand } from "../context.js";
 
 interface RawOpts {
@@ -28,7 +28,7 @@ export const raw: Subcommand = {
     const method = (o.method ?? o.X ?? "GET").toUpperCase();
     const res = await ctx.client().request(method, o.uri, o.data);
     if (res.status < 200 || res.status > 299) {
-      ctx.io.stderr.write(`error: ${ApiError.from(res).describe()}\n`);
+      ctx.io.stderr.write(`error: ${ApiResponseError.from(res).describe()}\n`);
       return 1;
     }
     if (res.body) ctx.io.stdout.write(res.body.endsWith("\n") ? res.body : res.body + "\n");

@@ -2,7 +2,7 @@
 import type { Command } from "commander";
 import { isObject } from "../../settings/keys.js";
 import { UsageError, type Subcommand } from "../context.js";
-import { keypair } from "../keys.js";
+import { keypair } from "../keypairs.js";
 import { writeSettings, type Patch } from "../tx.js";
 
 interface SetOpts {

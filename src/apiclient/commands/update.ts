@@ -1,9 +1,9 @@
 // `apiclient update check|apply|cancel|rollback` and `apiclient reboot`: Bottlerocket's forms
-// (reference §1.4). Each action POSTs, then polls /updates/status until most_recent_command shows
+// (README.md, "Updates"; the state machine behind them: src/update/README.md). Each action POSTs, then polls /updates/status until most_recent_command shows
 // this command finished, with Bottlerocket's wait policies; the final status is printed as JSON
 // and a failed command exits 1 with its stderr.
 import { Option, type Command } from "commander";
-import { ApiError } from "../client.js";
+import { ApiResponseError } from "../client.js";
 import { printJson, UsageError, type Context, type Subcommand } from "../context.js";
 
 interface CommandRecord {
@@ -43,7 +43,7 @@ export const WAIT: Record<Cmd, { intervalMs: number; attempts: number }> = {
 async function status(ctx: Context): Promise<Status | undefined> {
   const res = await ctx.client().request("GET", "/updates/status");
   if (res.status === 404) return undefined; // UninitializedUpdateStatus: no command has run yet
-  if (res.status !== 200) throw ApiError.from(res);
+  if (res.status !== 200) throw ApiResponseError.from(res);
   return JSON.parse(res.body) as Status;
 }
 

@@ -48,7 +48,7 @@ export function signer(k: StoredKey): (data: Buffer) => Signature {
   return (data) => new Signature({ keyID: k.keyid, sig: sign(null, data, priv).toString("hex") });
 }
 
-export const keysDir = (dir: string) => join(dir, "keys");
+const keysDir = (dir: string) => join(dir, "keys");
 
 export function saveKey(dir: string, k: StoredKey): void {
   const d = keysDir(dir);

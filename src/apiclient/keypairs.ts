@@ -1,5 +1,6 @@
-// Argument handling for keys: `KEY=VALUE` splitting and prefixes, with Bottlerocket's quoting
-// (`kubernetes.node-labels."example.com/role"=x`).
+// Key=value arguments of the CLI: `KEY=VALUE` splitting and prefixes, with Bottlerocket's quoting
+// (`kubernetes.node-labels."example.com/role"=x`). Settings key paths themselves are
+// src/settings/keys.ts.
 import { formatKey, parseSettingsKey, splitKeyPair, KeyError } from "../settings/keys.js";
 import { UsageError } from "./context.js";
 
