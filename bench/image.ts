@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { packageRoot } from "../src/fsutil/package-root.js";
 import { readBuildRecord } from "../src/image/build.js";
+import { DEFAULT_NETWORK_API_PORT } from "../src/settings/schema.js";
 import { stageSlot } from "../test/helpers/offline.js";
 import { alive, probeKvm, startVm, qmpCommand, freePort } from "../src/launch/qemu.js";
 import { row, type BenchModule, type BenchRow } from "./lib.js";
@@ -45,7 +46,7 @@ const ROOT = packageRoot();
 
 async function bootUntil(disk: string, dir: string, marker: RegExp, accel: "kvm" | "tcg", timeoutMs = 480_000): Promise<number> {
   const t0 = Date.now();
-  const vm = await startVm({ dir, image: disk, memoryMiB: 1024, accel, apiPort: await freePort(), guestApiPort: 8443 });
+  const vm = await startVm({ dir, image: disk, memoryMiB: 1024, accel, apiPort: await freePort(), guestApiPort: DEFAULT_NETWORK_API_PORT });
   try {
     while (Date.now() - t0 < timeoutMs) {
       if (existsSync(vm.console) && marker.test(readFileSync(vm.console, "latin1"))) return (Date.now() - t0) / 1000;
