@@ -1,10 +1,16 @@
 // API errors: a status code and a JSON body with a message (Bottlerocket answers in plain text;
-// JSON lets clients show the offending key and what was expected).
+// JSON lets clients show the offending key and what was expected). Every error a route may meet
+// that is not a bug has a kind, and every kind one status in STATUS: adding a kind without a
+// status does not compile. Anything else is a bug or the host's own trouble: 500, logged by the
+// server, with its message (never a bare "internal error").
 import { KeyError } from "../settings/keys.js";
 import { SettingsError } from "../settings/model.js";
 import { LimitError } from "../settings/limits.js";
 import { DatastoreError, NothingPendingError } from "../datastore/store.js";
+import { ApplyError } from "../applier/applier.js";
+import { AGENT_ERROR_STATUS, AgentError, type AgentErrorKind } from "../update/errors.js";
 
+/** Protocol-level errors of the API itself (no such path, bad body...): status given where thrown. */
 export class ApiError extends Error {
   constructor(
     readonly status: number,
@@ -15,14 +21,53 @@ export class ApiError extends Error {
   }
 }
 
+export type ErrorKind =
+  /** A value the schema refuses (SettingsError). */
+  | "InvalidSetting"
+  /** A malformed settings key (KeyError). */
+  | "InvalidKey"
+  /** Nested deeper than the settings limit (LimitError "depth"). */
+  | "TooDeep"
+  /** A value or a settings tree over its size limit (LimitError). */
+  | "TooLarge"
+  /** A commit of a transaction with nothing in it (NothingPendingError). */
+  | "NothingPending"
+  /** A transaction name that cannot be (DatastoreError). */
+  | "InvalidTransaction"
+  /** Configuration files could not all be written (ApplyError): the body says what failed and what was written. */
+  | "ApplyFailed"
+  /** The update agent's refusals (src/update/errors.ts). */
+  | AgentErrorKind;
+
+export const STATUS: Record<ErrorKind, number> = {
+  InvalidSetting: 400,
+  InvalidKey: 400,
+  TooDeep: 400,
+  TooLarge: 413,
+  NothingPending: 422,
+  InvalidTransaction: 400,
+  ApplyFailed: 500,
+  ...AGENT_ERROR_STATUS,
+};
+
+/** The kind of a domain error and what its body adds to the message; undefined for anything else. */
+function classify(e: unknown): { kind: ErrorKind; details?: Record<string, unknown> } | undefined {
+  if (e instanceof SettingsError) return { kind: "InvalidSetting", details: { key: e.key, expected: e.expected } };
+  if (e instanceof LimitError) return { kind: e.limit === "depth" ? "TooDeep" : "TooLarge", details: { limit: e.limit, key: e.key } };
+  if (e instanceof KeyError) return { kind: "InvalidKey", details: { key: e.key } };
+  if (e instanceof NothingPendingError) return { kind: "NothingPending" };
+  if (e instanceof DatastoreError) return { kind: "InvalidTransaction" };
+  if (e instanceof ApplyError) return { kind: "ApplyFailed", details: { failures: e.failures, written: e.plan.files.map((f) => f.path), "restart-units": e.plan["restart-units"] } };
+  if (e instanceof AgentError) return { kind: e.kind };
+  return undefined;
+}
+
 export function toApiError(e: unknown): ApiError {
   if (e instanceof ApiError) return e;
-  if (e instanceof SettingsError) return new ApiError(400, e.message, { key: e.key, expected: e.expected });
-  if (e instanceof LimitError) return new ApiError(e.status, e.message, { limit: e.limit, key: e.key });
-  if (e instanceof KeyError) return new ApiError(400, e.message, { key: e.key });
-  if (e instanceof NothingPendingError) return new ApiError(422, e.message);
-  if (e instanceof DatastoreError) return new ApiError(400, e.message);
-  return new ApiError(500, `internal error: ${(e as Error)?.message ?? String(e)}`);
+  const c = classify(e);
+  const message = (e as Error)?.message ?? String(e);
+  if (c) return new ApiError(STATUS[c.kind], message, { kind: c.kind, ...c.details });
+  return new ApiError(500, `internal error: ${message}`);
 }
 
 export function errorBody(e: ApiError): string {

@@ -5,16 +5,16 @@ import { chmodSync, chownSync, existsSync, readFileSync, unlinkSync, lstatSync }
 import { ApiError, errorBody, toApiError } from "./errors.js";
 import { routes, type Request } from "./routes.js";
 import type { Json } from "../settings/keys.js";
-import type { Host } from "../host/host.js";
+import type { Services } from "./services.js";
 import { checkJsonTextDepth } from "../settings/limits.js";
 import { answerClientError, applyLimits, DEFAULT_LIMITS, serverOptions, socketAnswers, type ServerLimits } from "./limits.js";
 
 export const MAX_BODY_BYTES = 1024 * 1024;
 
 /** The API's request handler, shared by the Unix socket server and the network (mTLS) server. */
-export function apiRequestHandler(host: Host, log: (msg: string) => void = () => {}): RequestListener {
+export function apiRequestHandler(svc: Services, log: (msg: string) => void = () => {}): RequestListener {
   return (req, res) => {
-    handle(host, req, res, log).catch((e: unknown) => sendError(req, res, e, log));
+    handle(svc, req, res, log).catch((e: unknown) => sendError(req, res, e, log));
   };
 }
 
@@ -60,8 +60,8 @@ function percentDecodedIsUtf8(s: string): boolean {
  * idle connections closed, at most 64 connections by default; `limits` overrides, e.g. from the
  * environment for tests).
  */
-export function createApiServer(host: Host, log: (msg: string) => void = () => {}, limits: ServerLimits = DEFAULT_LIMITS): Server {
-  const server = createServer(serverOptions(limits), apiRequestHandler(host, log));
+export function createApiServer(svc: Services, log: (msg: string) => void = () => {}, limits: ServerLimits = DEFAULT_LIMITS): Server {
+  const server = createServer(serverOptions(limits), apiRequestHandler(svc, log));
   applyLimits(server, limits, log);
   // Bytes that are not HTTP get a JSON error too, like every other bad request; a request that
   // does not arrive in time gets 408.
@@ -69,7 +69,7 @@ export function createApiServer(host: Host, log: (msg: string) => void = () => {
   return server;
 }
 
-async function handle(host: Host, req: IncomingMessage, res: ServerResponse, log: (msg: string) => void): Promise<void> {
+async function handle(svc: Services, req: IncomingMessage, res: ServerResponse, log: (msg: string) => void): Promise<void> {
   let raw: Buffer;
   try {
     raw = await readBody(req);
@@ -106,7 +106,7 @@ async function handle(host: Host, req: IncomingMessage, res: ServerResponse, log
         return parsed.ok;
       },
     };
-    const out = await handler(host, request);
+    const out = await handler(svc, request);
     if (out === undefined) return send(res, 204);
     if (typeof out === "object" && out !== null && "raw" in out && typeof out.raw === "string" && Object.keys(out).length === 1) {
       return send(res, 200, out.raw);

@@ -46,12 +46,15 @@ interface Rendered {
 /** Files that are not world-readable may hold secrets: their diffs are not shown. */
 const hidden = (mode: number) => (mode & 0o004) === 0;
 
+/** Files that could not be rendered or written; `plan` is what was written and restarted anyway. */
 export class ApplyError extends Error {
   constructor(
     readonly failures: { path: string; message: string }[],
     readonly plan: ApplyPlan,
+    /** What the caller had done before (e.g. "settings committed, but applying them failed"). */
+    context?: string,
   ) {
-    super(failures.map((f) => `${f.path}: ${f.message}`).join("; "));
+    super(`${context ? `${context}: ` : ""}${failures.map((f) => `${f.path}: ${f.message}`).join("; ")}`);
   }
 }
 

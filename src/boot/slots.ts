@@ -82,12 +82,15 @@ export function parseEntry(file: string, text: string): SlotEntry | undefined {
   return { file, slot: name.slot, generation: Number(fields.version ?? 0) || 0, version, triesLeft: name.triesLeft, triesDone: name.triesDone };
 }
 
+/** This root has no A/B boot slots to act on (no slot named on the kernel command line). */
+export class NoBootSlotsError extends Error {}
+
 /** The running slot, from the kernel command line the bootloader passed (`<root>/proc/cmdline`). */
 export function activeSlot(root: string): Slot {
   const path = root === "/" ? "/proc/cmdline" : join(root, "proc/cmdline");
   const cmdline = existsSync(path) ? readFileSync(path, "utf8") : "";
   const slot = /(?:^|\s)caisson\.slot=([ab])(?:\s|$)/.exec(cmdline)?.[1] as Slot | undefined;
-  if (!slot) throw new Error(`no caisson.slot= on the kernel command line (${path}): cannot tell the active slot`);
+  if (!slot) throw new NoBootSlotsError(`no caisson.slot= on the kernel command line (${path}): cannot tell the active slot`);
   return slot;
 }
 

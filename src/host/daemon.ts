@@ -4,10 +4,9 @@
 import { join } from "node:path";
 import { readFileSync } from "node:fs";
 import { primaryAddress } from "../settings/generators.js";
-import type { Server } from "node:https";
-import { Host } from "./host.js";
+import { startHost, type RunningHost } from "./host.js";
+import { CONFIG_FILES } from "./settings-service.js";
 import { apiRequestHandler, createApiServer, groupId, listenOnSocket } from "../api/server.js";
-import { createNetworkApiServer, networkApiConfig } from "../api/network.js";
 import { limitsFromEnv, socketAnswers, stopServer } from "../api/limits.js";
 import { acquirePidLock, LockedError } from "../fsutil/pidfile.js";
 import { RecordingServiceManager, SystemctlServiceManager, type ServiceManager } from "../applier/service-manager.js";
@@ -16,7 +15,6 @@ import { imageDataDir, packageRoot } from "../fsutil/package-root.js";
 import type { Variant } from "../settings/schema.js";
 import { evaluateHealth, type BootInfo } from "./health.js";
 import { UpdateAgent } from "../update/agent.js";
-import { attachUpdateAgent } from "../update/registry.js";
 
 export interface DaemonOptions {
   root: string;
@@ -65,36 +63,8 @@ export async function runDaemon(o: DaemonOptions): Promise<void> {
   process.once("exit", release);
   const serviceManager: ServiceManager =
     o.serviceManager === "systemctl" ? new SystemctlServiceManager() : new RecordingServiceManager(join(o.root, "run/caisson/restarts.log"));
-  let network: Server | undefined;
-  let networkState = "off";
-  const reconfigureNetwork = (host: Host) => {
-    const cfg = networkApiConfig(host.liveSettings());
-    // The new server is made before the old one closes: a bad certificate leaves the old in place.
-    let next: Server | undefined;
-    if (typeof cfg !== "string") {
-      try {
-        next = createNetworkApiServer(cfg, apiRequestHandler(host, log), limits, log);
-      } catch (e) {
-        networkState = `not changed: the certificates in settings.api.network do not work (${(e as Error).message})`;
-        log(`network API ${networkState}`);
-        return;
-      }
-    }
-    if (network) void stopServer(network, limits.shutdownGraceMs);
-    network = next;
-    if (!next || typeof cfg === "string") {
-      networkState = typeof cfg === "string" ? cfg : "off";
-      return;
-    }
-    next.on("error", (e) => {
-      networkState = `failed: ${e.message}`;
-      log(`network API: ${e.message}`);
-    });
-    next.listen(cfg.port, "0.0.0.0");
-    networkState = `https://${primaryAddress() ?? "0.0.0.0"}:${cfg.port} (mutual TLS)`;
-  };
 
-  const host: Host = await Host.start({
+  const host: RunningHost = await startHost({
     root: o.root,
     variant: o.variant,
     version: o.version,
@@ -102,20 +72,19 @@ export async function runDaemon(o: DaemonOptions): Promise<void> {
     serviceManager,
     userDataSources: o.userDataSources,
     log,
-    onCommit: (changed) => {
-      if (changed.some((k) => k.startsWith("settings.api."))) reconfigureNetwork(host);
-    },
+    // On the image the network API listens on every address; a workstation host only on loopback.
+    network: { limits, bind: o.root === "/" ? "0.0.0.0" : "127.0.0.1", handler: (svc) => apiRequestHandler(svc, log) },
+    // The update agent reads settings.updates.* live at each command.
+    updates: (settings) => new UpdateAgent({ root: o.root, variant: o.variant, version: o.version, settings, log }),
   });
-  // The update agent reads settings.updates.* live at each command; the routes find it by host.
-  attachUpdateAgent(host, new UpdateAgent({ root: o.root, variant: o.variant, version: o.version, settings: () => host.liveSettings(), log }));
-  const server = createApiServer(host, log, limits);
+  const server = createApiServer(host.services, log, limits);
   await listenOnSocket(server, o.listen.path, o.listen.gid ?? groupId("api"));
-  reconfigureNetwork(host);
 
   const status = host.bootStatus();
   const ud = status["user-data"];
+  const network = status.controllers["network-api"];
   const summary =
-    `API ready on ${o.listen.path}; network API ${networkState}; variant ${o.variant}; ` +
+    `API ready on ${o.listen.path}; network API ${network?.state === "failed" ? `failed: ${network.error}` : network?.detail ?? "off"}; variant ${o.variant}; ` +
     `user data ${ud.state}${ud.error ? ` (${ud.error.message})` : ""}; settings ${status["settings-applied"] ? "applied" : `NOT applied: ${status["apply-error"]}`}` +
     (status.datastore.state === "ok" ? "" : `; datastore DEGRADED, on ${status.datastore.state === "last-good" ? "its last good copy" : "defaults"}: ${status.datastore.error}`);
   process.stdout.write(`${summary}\n`);
@@ -125,7 +94,9 @@ export async function runDaemon(o: DaemonOptions): Promise<void> {
     host.reportBoot("boot", boot);
     if (o.dataPartition !== undefined) host.reportBoot("data-partition", o.dataPartition);
     host.reportBoot("health", { state: "checking", checks: [], degraded: false });
-    void evaluateHealth({ settingsApplied: status["settings-applied"], applyError: status["apply-error"], migration: status.migration, datastore: status.datastore, boot }).then((health) => {
+    // The configuration files are the `settings` check; other fatal controllers get their own.
+    const fatalControllers = host.runner.fatalFailures().filter((c) => c.name !== CONFIG_FILES);
+    void evaluateHealth({ settingsApplied: status["settings-applied"], applyError: status["apply-error"], migration: status.migration, datastore: status.datastore, fatalControllers, boot }).then((health) => {
       host.reportBoot("health", health);
       const failed = health.checks.filter((c) => !c.ok).map((c) => `${c.name}: ${c.detail}`);
       o.announce?.(
@@ -142,7 +113,7 @@ export async function runDaemon(o: DaemonOptions): Promise<void> {
     log(`stopping: API closed, exiting within ${limits.shutdownGraceMs} ms`);
     const deadline = setTimeout(() => process.exit(0), limits.shutdownGraceMs + 500);
     deadline.unref();
-    void Promise.all([stopServer(server, limits.shutdownGraceMs), network ? stopServer(network, limits.shutdownGraceMs) : undefined]).then(() => process.exit(0));
+    void Promise.all([stopServer(server, limits.shutdownGraceMs), host.stop()]).then(() => process.exit(0));
   };
   process.once("SIGTERM", stop);
   process.once("SIGINT", stop);

@@ -91,6 +91,8 @@ export async function evaluateHealth(o: {
   migration?: { state: string; from?: string; to: string; error?: string };
   /** How the datastore was found at start (src/datastore): anything but "ok" fails the gate. */
   datastore?: { state: string; error?: string };
+  /** Controllers (other than the configuration files, which are `settings`) whose failure is fatal and whose first run failed. */
+  fatalControllers?: { name: string; error: string }[];
   boot: BootInfo;
   containerdSocket?: string;
   timeoutMs?: number;
@@ -118,6 +120,7 @@ export async function evaluateHealth(o: {
     const on = d.state === "last-good" ? "started on its last good copy" : "started on default settings";
     checks.push({ name: "datastore", ok, detail: ok ? "live settings read" : `live settings unreadable (${d.error ?? "unknown error"}); ${on}` });
   }
+  for (const c of o.fatalControllers ?? []) checks.push({ name: `controller ${c.name}`, ok: false, detail: c.error });
   // Test knob: a kernel parameter that fails the gate, to exercise fallback without a broken build.
   if (/(?:^|\s)caisson\.test\.fail-health(?:\s|$)/.test(o.boot.cmdline)) {
     checks.push({ name: "test-knob", ok: false, detail: "caisson.test.fail-health is on the kernel command line" });

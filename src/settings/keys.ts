@@ -90,6 +90,27 @@ export function getPath(tree: Json | undefined, path: readonly string[]): Json |
   return cur;
 }
 
+/**
+ * Put `value` at `path` in `tree` itself (parents created as needed), for building a new tree in
+ * one pass: setPath copies every parent, so n calls on a growing tree cost n².
+ */
+export function setPathInPlace(tree: JsonObject, path: readonly string[], value: Json): void {
+  let cur = tree;
+  for (let i = 0; i < path.length - 1; i++) {
+    const seg = path[i]!;
+    const next = Object.hasOwn(cur, seg) ? cur[seg] : undefined;
+    if (isObject(next)) cur = next;
+    else {
+      const made: JsonObject = {};
+      Object.defineProperty(cur, seg, { value: made, enumerable: true, writable: true, configurable: true });
+      cur = made;
+    }
+  }
+  const last = path[path.length - 1];
+  if (last === undefined) throw new Error("cannot replace the root in place");
+  Object.defineProperty(cur, last, { value, enumerable: true, writable: true, configurable: true });
+}
+
 /** Returns a copy of `tree` with `value` at `path` (parents created as needed). */
 export function setPath(tree: JsonObject, path: readonly string[], value: Json): JsonObject {
   if (path.length === 0) {

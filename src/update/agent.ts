@@ -9,7 +9,7 @@
 // entries + state.json) before and after every command.
 import type { JsonObject } from "../settings/keys.js";
 import { faultPoint } from "../fsutil/faults.js";
-import { BootSlots, type SlotImage, usable } from "../boot/slots.js";
+import { BootSlots, NoBootSlotsError, type SlotImage, usable } from "../boot/slots.js";
 import { osArch } from "./arch.js";
 import { applicableUpdates, chooseUpdate } from "./choose.js";
 import { AgentError } from "./errors.js";
@@ -183,7 +183,16 @@ export class UpdateAgent {
   /** Start a command in the background (the API answers 204 at once); throws AgentError if refused. */
   command(cmd: CommandType): void {
     if (this.running) throw new AgentError("UpdateLockHeld", `'${this.running}' is still running; wait for it (GET /updates/status)`);
-    this.sync();
+    try {
+      this.sync();
+    } catch (e) {
+      if (!(e instanceof NoBootSlotsError)) throw e;
+      throw new AgentError(
+        "NoBootSlots",
+        `this host has no A/B boot slots to update (${e.message}); update actions run on a Caisson image, or in workstation mode on a root with ` +
+          "<root>/proc/cmdline naming caisson.slot= and an ESP under <root>/efi",
+      );
+    }
     this.initialized = true;
     if (!ALLOWED[cmd].includes(this.state)) {
       throw new AgentError("DisallowCommand", `'${cmd}' is not allowed in state ${this.state} (allowed in ${ALLOWED[cmd].join(", ")})`);

@@ -10,7 +10,9 @@ export type AgentErrorKind =
   | "DisallowCommand"
   | "UpdateDoesNotExist"
   | "NoStagedImage"
-  | "NothingToRollBack";
+  | "NothingToRollBack"
+  /** The host has no A/B slots (a workstation root without them): nothing to update. */
+  | "NoBootSlots";
 
 /** Every kind has a status: adding a kind without one does not compile. */
 export const AGENT_ERROR_STATUS: Record<AgentErrorKind, 404 | 409 | 423> = {
@@ -20,6 +22,7 @@ export const AGENT_ERROR_STATUS: Record<AgentErrorKind, 404 | 409 | 423> = {
   UpdateDoesNotExist: 404,
   NoStagedImage: 404,
   NothingToRollBack: 409,
+  NoBootSlots: 409,
 };
 
 /** How the message starts: the kind itself, except where the message has always said it in words. */

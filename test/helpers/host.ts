@@ -5,8 +5,10 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import type { Server } from "node:http";
-import { Host } from "../../src/host/host.js";
-import { createApiServer, listenOnSocket } from "../../src/api/server.js";
+import { startHost as startRunningHost, type RunningHost } from "../../src/host/host.js";
+import { apiRequestHandler, createApiServer, listenOnSocket } from "../../src/api/server.js";
+import { DEFAULT_LIMITS } from "../../src/api/limits.js";
+import type { Services } from "../../src/api/services.js";
 import { RecordingServiceManager } from "../../src/applier/service-manager.js";
 import { fileSource } from "../../src/userdata/userdata.js";
 import { imageDataDir } from "../../src/fsutil/package-root.js";
@@ -36,7 +38,7 @@ export function call(socket: string, method: string, path: string, body?: string
 }
 
 export interface TestHost {
-  host: Host;
+  host: RunningHost;
   server: Server;
   socket: string;
   root: string;
@@ -50,7 +52,7 @@ export function tempDir(prefix = "caisson-test-"): string {
 }
 
 /** Start a host in workstation mode. `userData` is TOML text (or bytes) written to a file source. */
-export async function startHost(opts: { root?: string; variant?: Variant; userData?: string | Buffer } = {}): Promise<TestHost> {
+export async function startHost(opts: { root?: string; variant?: Variant; userData?: string | Buffer; network?: boolean } = {}): Promise<TestHost> {
   const base = opts.root ? dirname(opts.root) : tempDir();
   const root = opts.root ?? join(base, "root");
   const logs: string[] = [];
@@ -61,7 +63,7 @@ export async function startHost(opts: { root?: string; variant?: Variant; userDa
     writeFileSync(f, opts.userData);
     sources.push(fileSource(f));
   }
-  const host = await Host.start({
+  const host = await startRunningHost({
     root,
     variant: opts.variant ?? "dev",
     version: "0.1.0",
@@ -69,9 +71,11 @@ export async function startHost(opts: { root?: string; variant?: Variant; userDa
     serviceManager: restarts,
     userDataSources: sources,
     log: (m) => logs.push(m),
+    // The network API controller, on loopback, when a test needs it.
+    ...(opts.network ? { network: { limits: DEFAULT_LIMITS, bind: "127.0.0.1", handler: (svc: Services) => apiRequestHandler(svc, (m) => logs.push(m)) } } : {}),
   });
-  const server = createApiServer(host, (m) => logs.push(m));
+  const server = createApiServer(host.services, (m) => logs.push(m));
   const socket = join(base, `api-${Math.random().toString(36).slice(2)}.sock`);
   await listenOnSocket(server, socket);
-  return { host, server, socket, root, logs, restarts, stop: () => new Promise((r) => server.close(() => r())) };
+  return { host, server, socket, root, logs, restarts, stop: async () => (await host.stop(), await new Promise<void>((r) => server.close(() => r()))) };
 }

@@ -11,7 +11,6 @@ import { fakeBuild } from "./fake-build.js";
 import assert from "node:assert/strict";
 import { call, startHost, tempDir, type TestHost } from "./host.js";
 import { UpdateAgent, type UpdateStatus, type CommandType } from "../../src/update/agent.js";
-import { attachUpdateAgent } from "../../src/update/registry.js";
 import type { JsonObject } from "../../src/settings/keys.js";
 
 export const PART_SIZE = 4 << 20;
@@ -108,7 +107,7 @@ export async function env(o: { versions?: string[]; running?: string; repo?: Rep
   makeHostRoot(root, repo.dir, o.running);
   const t = await startHost({ root });
   const agent = new UpdateAgent({ root, variant: "dev", version: o.running ?? "1.0.0", settings: () => t.host.liveSettings(), log: (m) => t.logs.push(m) });
-  attachUpdateAgent(t.host, agent);
+  t.host.services.updates = agent;
   await setSettings(t, { "metadata-base-url": repo.served.metadataUrl, "targets-base-url": repo.served.targetsUrl, seed: 100 });
   return { base, root, repo, t, agent, close: async () => (await t.stop(), await repo.served.close()) };
 }

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { request as httpRequest } from "node:http";
 import { call, startHost, tempDir, type Response, type TestHost } from "../helpers/host.js";
 import { apiRequestHandler } from "../../src/api/server.js";
-import type { Host } from "../../src/host/host.js";
+import type { Services } from "../../src/api/services.js";
 
 let h: TestHost;
 before(async () => {
@@ -98,7 +98,7 @@ test("every 5xx is logged, with its stack when it is not an API error", async ()
     os: () => {
       throw new Error("boom in os()");
     },
-  } as unknown as Host;
+  } as unknown as Services;
   const server = createServer(apiRequestHandler(broken, (m) => logs.push(m)));
   const socket = join(tempDir(), "broken.sock");
   await new Promise<void>((r) => server.listen(socket, r));

@@ -16,7 +16,7 @@ import { updatePaths, type Manifest } from "../../src/update/manifest.js";
 import { migrateDatastore, MigrationError } from "../../src/migrations/migrator.js";
 import { readCurrent } from "../../src/datastore/layout.js";
 import { verifyCache } from "../../src/migrations/verify.js";
-import { Host } from "../../src/host/host.js";
+import { startHost as startRunningHost } from "../../src/host/host.js";
 import { evaluateHealth } from "../../src/host/health.js";
 import { RecordingServiceManager } from "../../src/applier/service-manager.js";
 import { imageDataDir, packageRoot } from "../../src/fsutil/package-root.js";
@@ -93,14 +93,14 @@ async function fillCache(s: Setup, extra: string[] = []): Promise<Manifest> {
 
 function startHost(root: string, version: string) {
   const logs: string[] = [];
-  return Host.start({
+  return startRunningHost({
     root,
     variant: "dev",
     version,
     imageDir: imageDataDir(),
     serviceManager: new RecordingServiceManager(),
     userDataSources: [],
-    log: (m) => logs.push(m),
+    log: (m: string) => logs.push(m),
   }).then((host) => ({ host, logs }));
 }
 
@@ -154,8 +154,8 @@ test("a user's own value survives: the migration only fills what is not set", as
   try {
     await fillCache(s);
     const first = await startHost(s.root, "1.0.0");
-    first.host.patch("t", { motd: "mine", kernel: { sysctl: { [KEEPALIVE]: "30" } } });
-    await first.host.commit("t");
+    first.host.settings.patch("t", { motd: "mine", kernel: { sysctl: { [KEEPALIVE]: "30" } } });
+    await first.host.settings.commit("t");
     const up = await startHost(s.root, "1.1.0");
     assert.equal(up.host.bootStatus().migration.state, "done");
     assert.equal(up.host.liveSettings().motd, "mine");
@@ -261,7 +261,7 @@ test("a failing migration leaves the old store; the host comes up on it and the 
     assert.ok(up.logs.some((l) => l.includes("migration FAILED")));
 
     // The API reports it, and the health gate fails with a "migration" check.
-    const server = createApiServer(up.host, quiet);
+    const server = createApiServer(up.host.services, quiet);
     const socket = join(s.dir, "api.sock");
     await listenOnSocket(server, socket);
     try {

@@ -14,7 +14,6 @@ import { fakeBuild } from "../helpers/fake-build.js";
 import { routes } from "../../src/api/routes.js";
 import { entryFileName, entryText, parseEntryName } from "../../src/boot/entries.js";
 import { readState, recordHealthFailure, writeState } from "../../src/update/state.js";
-import { attachUpdateAgent } from "../../src/update/registry.js";
 import { runApiclient } from "../../src/apiclient/cli.js";
 import { env, makeRepo, run, setSettings, slotAFingerprint, slotHolds, isZero, sha256, succeeded, type Env } from "../helpers/update-fixture.js";
 import { bootOnce, type Booted } from "../helpers/firmware.js";
@@ -30,7 +29,7 @@ function reboot(e: Env): Booted & { version: string } {
   const version = /(?:^|\s)caisson\.version=(\S+)/.exec(readFileSync(join(e.root, "proc/cmdline"), "utf8"))?.[1];
   assert.ok(version, "the booted entry names its version");
   e.agent = new UpdateAgent({ root: e.root, variant: "dev", version, settings: () => e.t.host.liveSettings(), log: (m) => e.t.logs.push(m) });
-  attachUpdateAgent(e.t.host, e.agent);
+  e.t.host.services.updates = e.agent;
   return { ...b, version };
 }
 
@@ -76,7 +75,7 @@ test("check, apply, cancel: the state machine, what is written and what is never
     const slotA = slotAFingerprint(e.root);
     // One command at a time: a second one while prepare runs is 423 Locked.
     e.agent.command("prepare");
-    await assert.rejects(async () => routes["/actions/refresh-updates"]!.POST!(e.t.host, { method: "POST", path: "", query: new URLSearchParams(), body: () => undefined }), (err: { status?: number }) => err.status === 423);
+    await assert.rejects(async () => routes["/actions/refresh-updates"]!.POST!(e.t.host.services, { method: "POST", path: "", query: new URLSearchParams(), body: () => undefined }), (err: { status?: number }) => err.status === 423);
     await e.agent.idle;
     s = (await api("GET", "/updates/status")).json() as UpdateStatus;
     succeeded(s, "prepare");
