@@ -158,3 +158,16 @@ test("bad arguments are refused", () => {
     assert.match(r.out, /--budget must be a positive number/);
   });
 });
+
+test("e2e files run one by one, each within its own budget; a file without a budget, or a budgeted file that is gone, fails", () => {
+  withRun(run({ e2e: { "image.test.js": PASSING, "new-scenario.test.js": PASSING } }, ["e2e"]), (r) => {
+    assert.notEqual(r.status, 0);
+    const l = ledgerOf(r);
+    const image = l.find((e) => e.suite.startsWith("e2e image.test.js"));
+    assert.ok(image?.ok, JSON.stringify(l));
+    assert.equal(image.budget, 22 * 60);
+    assert.match(r.out, /FAIL e2e new-scenario\.test\.js: no time budget: declare it in SUITES\.e2e\.files/);
+    assert.match(r.out, /FAIL e2e update\.test\.js: budgeted in SUITES\.e2e\.files but not found in dist\/test\/e2e/);
+    assert.match(r.out, /pass .* 1320 s .* e2e image\.test\.js/);
+  });
+});
