@@ -12,7 +12,8 @@ import { stageSlot } from "../test/helpers/offline.js";
 import { alive, probeKvm, startVm, qmpCommand, freePort } from "../src/launch/qemu.js";
 import { row, type BenchModule, type BenchRow } from "./lib.js";
 import { launch, stop, instanceClient } from "../src/launch/instances.js";
-import type { MemoryReport } from "../src/host/memory.js";
+import type { MemoryReport } from "../src/protocol/types.js";
+import type { Path } from "../src/protocol/routes.js";
 import { writeFileSync } from "node:fs";
 
 /**
@@ -32,7 +33,8 @@ async function guestMemory(disk: string, dir: string, accel: "kvm" | "tcg", log:
     await new Promise((r) => setTimeout(r, 30_000));
     for (let i = 0; i < 3; i++) {
       await c.request("GET", "/settings"); // the daemon has served requests, as in use
-      const r = await c.request("GET", "/diagnostics/memory");
+      const memory: Path = "/diagnostics/memory";
+      const r = await c.request("GET", memory);
       samples.push(JSON.parse(r.body) as MemoryReport);
       await new Promise((res) => setTimeout(res, 5_000));
     }
@@ -109,9 +111,9 @@ export const imageBench: BenchModule = {
     if (!last.baseline) throw new Error("the bench baseline server did not run in the guest (caisson-bench-baseline.service)");
     const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)]!;
     rows.push(
-      row("PSS of resident agents vs bare node:http (guest)", "MiB", median(mem.map((m) => m.agentsPssKiB)) / 1024, median(mem.map((m) => m.baseline?.pssKiB ?? Number.NaN)) / 1024, 1.3),
+      row("PSS of resident agents vs bare node:http (guest)", "MiB", median(mem.map((m) => m["agents-pss-kib"])) / 1024, median(mem.map((m) => m.baseline?.["pss-kib"] ?? Number.NaN)) / 1024, 1.3),
     );
-    notes.push(`memory: ${last.agents.length} resident agent process(es) (${last.agents.map((a) => a.program).join(", ")}): ${(last.agentsPssKiB / 1024).toFixed(0)} MiB PSS / ${(last.agents.reduce((s, a) => s + a.rssKiB, 0) / 1024).toFixed(0)} MiB RSS vs baseline ${(last.baseline.rssKiB / 1024).toFixed(0)} MiB RSS`);
+    notes.push(`memory: ${last.agents.length} resident agent process(es) (${last.agents.map((a) => a.program).join(", ")}): ${(last["agents-pss-kib"] / 1024).toFixed(0)} MiB PSS / ${(last.agents.reduce((s, a) => s + a["rss-kib"], 0) / 1024).toFixed(0)} MiB RSS vs baseline ${(last.baseline["rss-kib"] / 1024).toFixed(0)} MiB RSS`);
     return { rows, meta: { accel, roothash: build.roothash }, notes };
   },
 };

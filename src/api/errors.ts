@@ -8,7 +8,8 @@ import { SettingsError } from "../settings/model.js";
 import { LimitError } from "../settings/limits.js";
 import { DatastoreError, NothingPendingError } from "../datastore/store.js";
 import { ApplyError } from "../applier/applier.js";
-import { AGENT_ERROR_STATUS, AgentError, type AgentErrorKind } from "../update/errors.js";
+import { AGENT_ERROR_STATUS, AgentError } from "../update/errors.js";
+import type { ErrorBody, ErrorKind } from "../protocol/types.js";
 
 /** Protocol-level errors of the API itself (no such path, bad body...): status given where thrown. */
 export class ApiError extends Error {
@@ -21,23 +22,8 @@ export class ApiError extends Error {
   }
 }
 
-export type ErrorKind =
-  /** A value the schema refuses (SettingsError). */
-  | "InvalidSetting"
-  /** A malformed settings key (KeyError). */
-  | "InvalidKey"
-  /** Nested deeper than the settings limit (LimitError "depth"). */
-  | "TooDeep"
-  /** A value or a settings tree over its size limit (LimitError). */
-  | "TooLarge"
-  /** A commit of a transaction with nothing in it (NothingPendingError). */
-  | "NothingPending"
-  /** A transaction name that cannot be (DatastoreError). */
-  | "InvalidTransaction"
-  /** Configuration files could not all be written (ApplyError): the body says what failed and what was written. */
-  | "ApplyFailed"
-  /** The update agent's refusals (src/update/errors.ts). */
-  | AgentErrorKind;
+// The kinds and the error body are part of the wire: declared in src/protocol/types.ts.
+export type { ErrorKind } from "../protocol/types.js";
 
 export const STATUS: Record<ErrorKind, number> = {
   InvalidSetting: 400,
@@ -71,7 +57,7 @@ export function toApiError(e: unknown): ApiError {
 }
 
 export function errorBody(e: ApiError): string {
-  const body: Record<string, unknown> = { message: e.message };
+  const body: ErrorBody = { message: e.message };
   for (const [k, v] of Object.entries(e.details)) if (v !== undefined) body[k] = v;
   return JSON.stringify(body);
 }

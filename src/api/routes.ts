@@ -1,10 +1,13 @@
-// The API's routes, in one table: Bottlerocket's paths and semantics (its apiserver's routes,
-// docs/api.md). Handlers translate HTTP to calls on the host's services (services.ts); domain
-// errors become statuses in errors.ts.
+// The API's handlers, one per path and method of the protocol's table (src/protocol/routes.ts:
+// Bottlerocket's paths and semantics, docs/api.md generated from it). The table types them: a
+// path or method it lacks, or an answer of another shape, does not compile. Handlers translate
+// HTTP to calls on the host's services (services.ts); domain errors become statuses in errors.ts.
 import { ApiError } from "./errors.js";
 import { formatKey, getPath, isObject, leafPaths, parseSettingsKey, setPathInPlace, type Json, type JsonObject } from "../settings/keys.js";
 import { DEFAULT_TX } from "../datastore/store.js";
-import type { CommandType, UpdateAgent } from "../update/agent.js";
+import type { UpdateAgent } from "../update/agent.js";
+import type { CommandType } from "../protocol/types.js";
+import type { Method, Path, ROUTES, Shapes } from "../protocol/routes.js";
 import type { Services } from "./services.js";
 
 export interface Request {
@@ -15,8 +18,15 @@ export interface Request {
   body: () => Json | undefined;
 }
 
-/** A handler returns a JSON value (200), a pre-serialised JSON string (200), or undefined (204). */
-export type Handler = (svc: Services, req: Request) => Json | undefined | { raw: string } | Promise<Json | undefined | { raw: string }>;
+/** What a route answers: its response shape (200), or nothing (204); a pre-serialised JSON string of the shape is allowed. */
+type Answer<S> = S extends { response: infer R extends keyof Shapes } ? Shapes[R] | { raw: string } : undefined;
+
+/** A handler returns its route's answer: a JSON value (200), a pre-serialised JSON string (200), or undefined (204). */
+export type Handler<A = unknown> = (svc: Services, req: Request) => A | Promise<A>;
+
+type Table = typeof ROUTES;
+/** Exactly the table's paths and methods, each handler typed by its route's response. */
+type Handlers = { [P in Path]: { [M in keyof Table[P]]: Handler<Answer<Table[P][M]>> } };
 
 const tx = (q: URLSearchParams) => q.get("tx") || DEFAULT_TX;
 
@@ -78,12 +88,12 @@ function agent(svc: Services): UpdateAgent {
 
 // The agent's refusals keep Bottlerocket's codes (404 nothing to act on, 409 wrong state, 423
 // busy): AgentError kinds in errors.ts's STATUS.
-const updateCommand = (cmd: CommandType): Handler => (svc) => {
+const updateCommand = (cmd: CommandType): Handler<undefined> => (svc) => {
   agent(svc).command(cmd);
   return undefined;
 };
 
-export const routes: Record<string, Partial<Record<string, Handler>>> = {
+export const routes: Handlers = {
   "/": {
     GET: (svc, req) => {
       const model: JsonObject = {
@@ -148,7 +158,7 @@ export const routes: Record<string, Partial<Record<string, Handler>>> = {
   "/tx/commit_and_apply": {
     POST: async (svc, req) => {
       const dry = req.query.get("dry-run");
-      if (dry === "true" || dry === "") return svc.settings.preview(tx(req.query)) as unknown as Json;
+      if (dry === "true" || dry === "") return svc.settings.preview(tx(req.query));
       return svc.settings.commitAndApply(tx(req.query));
     },
   },
@@ -166,22 +176,26 @@ export const routes: Record<string, Partial<Record<string, Handler>>> = {
   "/metadata/affected-services": { GET: (svc, req) => svc.catalog.affectedServices(list(required(req.query, "keys"))) },
   "/metadata/setting-generators": { GET: (svc) => svc.settings.generators() },
   "/metadata/templates": { GET: (svc, req) => svc.catalog.templatesFor(list(required(req.query, "keys"))) },
-  "/boot-status": { GET: (svc) => svc.bootStatus() as Json },
-  // Ours: PSS of the resident agents (and of the benchmark's bare node:http server when it runs).
-  "/diagnostics/memory": { GET: (svc) => svc.memory() as Json },
-  // Ours: what the last applies did (files rewritten, units restarted), newest first.
-  "/applier/history": { GET: (svc) => svc.catalog.history() as unknown as Json },
+  "/boot-status": { GET: (svc) => svc.bootStatus() },
+  "/diagnostics/memory": { GET: (svc) => svc.memory() },
+  "/applier/history": { GET: (svc) => svc.catalog.history() },
   "/actions/reboot": {
     POST: (svc) => {
       svc.reboot();
       return undefined;
     },
   },
-  "/updates/status": { GET: (svc) => agent(svc).status() as unknown as Json },
+  "/updates/status": { GET: (svc) => agent(svc).status() },
   "/actions/refresh-updates": { POST: updateCommand("refresh") },
   "/actions/prepare-update": { POST: updateCommand("prepare") },
   "/actions/activate-update": { POST: updateCommand("activate") },
   "/actions/deactivate-update": { POST: updateCommand("deactivate") },
-  // Ours: Bottlerocket rolls back with signpost on the host; here it is an API action.
   "/actions/rollback-update": { POST: updateCommand("rollback") },
 };
+
+/** The handler for a request's path and method: undefined when the path has none; `allowed` lists its methods. */
+export function routeFor(path: string, method: string): { handler?: Handler; allowed: string[] } | undefined {
+  if (!Object.hasOwn(routes, path)) return undefined;
+  const byMethod = routes[path as Path] as Partial<Record<Method, Handler>>;
+  return { handler: byMethod[method as Method], allowed: Object.keys(byMethod) };
+}

@@ -3,7 +3,7 @@
 import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from "node:http";
 import { chmodSync, chownSync, existsSync, readFileSync, unlinkSync, lstatSync } from "node:fs";
 import { ApiError, errorBody, toApiError } from "./errors.js";
-import { routes, type Request } from "./routes.js";
+import { routeFor, type Request } from "./routes.js";
 import type { Json } from "../settings/keys.js";
 import type { Services } from "./services.js";
 import { checkJsonTextDepth } from "../settings/limits.js";
@@ -88,12 +88,12 @@ async function handle(svc: Services, req: IncomingMessage, res: ServerResponse, 
     // URLSearchParams would turn bytes that are not UTF-8 into U+FFFD: a key or transaction name
     // that is not what the client sent. Refuse them (in the path too).
     if (!percentDecodedIsUtf8(url.pathname + url.search)) throw new ApiError(400, "request target is not valid UTF-8 once percent-decoded");
-    const route = routes[url.pathname];
+    const route = routeFor(url.pathname, req.method ?? "GET");
     if (!route) throw new ApiError(404, `no such path: ${url.pathname}`);
-    const handler = route[req.method ?? "GET"];
+    const handler = route.handler;
     if (!handler) {
-      res.setHeader("allow", Object.keys(route).join(", "));
-      throw new ApiError(405, `method ${req.method} not allowed on ${url.pathname}; allowed: ${Object.keys(route).join(", ")}`);
+      res.setHeader("allow", route.allowed.join(", "));
+      throw new ApiError(405, `method ${req.method} not allowed on ${url.pathname}; allowed: ${route.allowed.join(", ")}`);
     }
     let parsed: { ok: Json | undefined } | { error: ApiError } | undefined;
     const request: Request = {

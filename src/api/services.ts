@@ -1,8 +1,7 @@
 // What the API's routes call: a typed record of the host's services, made by the daemon
 // (src/host). The API depends on these shapes only, never on how the host assembles them.
 import type { JsonObject } from "../settings/keys.js";
-import type { ApplyPlan } from "../applier/applier.js";
-import type { ApplyRecord } from "../applier/controller.js";
+import type { ApplyPlan, ApplyRecord, BootStatus, DryRun, KeyList, KeyMap, MemoryReport } from "../protocol/types.js";
 import type { UpdateAgent } from "../update/agent.js";
 
 /** Settings: live, pending transactions, commit, apply (Bottlerocket's /settings and /tx family). */
@@ -15,14 +14,14 @@ export interface SettingsService {
   /** Validate a partial tree and merge it into a pending transaction; invalid: nothing changes. */
   patch(tx: string, patch: JsonObject): void;
   patchKeypairs(tx: string, pairs: string[]): void;
-  deleteTx(tx: string): string[];
+  deleteTx(tx: string): KeyList;
   /** Make a transaction live; the changed keys. Renders nothing (see commitAndApply). */
-  commit(tx: string): Promise<string[]>;
+  commit(tx: string): Promise<KeyList>;
   /** Render configuration files for `keys` (or all) and restart what reads them. */
   apply(keys: string[] | "all"): Promise<ApplyPlan>;
-  commitAndApply(tx: string): Promise<string[]>;
+  commitAndApply(tx: string): Promise<KeyList>;
   /** What commit_and_apply would change: keys, file diffs and restarts. Changes nothing. */
-  preview(tx: string): { "changed-keys": string[] } & ApplyPlan;
+  preview(tx: string): DryRun;
   /** Generated keys and their generators (GET /metadata/setting-generators). */
   generators(): Record<string, string>;
 }
@@ -31,8 +30,8 @@ export interface SettingsService {
 export interface CatalogView {
   services(): JsonObject;
   configurationFiles(): JsonObject;
-  affectedServices(keys: string[]): Record<string, string[]>;
-  templatesFor(keys: string[]): Record<string, string[]>;
+  affectedServices(keys: string[]): KeyMap;
+  templatesFor(keys: string[]): KeyMap;
   /** The last applies, newest first. */
   history(): readonly ApplyRecord[];
 }
@@ -42,11 +41,11 @@ export interface Services {
   catalog: CatalogView;
   os(): JsonObject;
   /** GET /boot-status: bring-up, controllers, boot and health. */
-  bootStatus(): object;
+  bootStatus(): BootStatus;
   /** Reboot shortly after answering. */
   reboot(): void;
   /** Absent where the host has no update agent. */
   updates?: UpdateAgent;
   /** GET /diagnostics/memory. */
-  memory(): object;
+  memory(): MemoryReport;
 }

@@ -4,6 +4,8 @@
 import { randomInt } from "node:crypto";
 import { ApiResponseError } from "./client.js";
 import type { Context } from "./context.js";
+import type { Path } from "../protocol/routes.js";
+import type { DryRun } from "../protocol/types.js";
 
 const ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 
@@ -14,22 +16,15 @@ export function randomSuffix(n = 16): string {
 }
 
 export interface Patch {
-  uri: "/settings" | "/settings/keypair";
+  uri: Extract<Path, "/settings" | "/settings/keypair">;
   body: unknown;
 }
 
-interface DryRunFile {
-  name?: string;
-  path?: string;
-  diff?: string;
-}
+const COMMIT_AND_APPLY: Path = "/tx/commit_and_apply";
+const TX: Path = "/tx";
 
-interface DryRunResult {
-  "changed-keys"?: string[];
-  files?: DryRunFile[];
-  services?: string[];
-  "restart-units"?: string[];
-}
+/** A dry run's answer as read: a server of another version may leave fields out. */
+type DryRunResult = Partial<DryRun>;
 
 export async function writeSettings(ctx: Context, kind: "set" | "apply", patches: Patch[], dryRun: boolean): Promise<void> {
   const tx = `apiclient-${kind}-${ctx.txSuffix()}`;
@@ -42,10 +37,10 @@ export async function writeSettings(ctx: Context, kind: "set" | "apply", patches
       await client.call("PATCH", `${p.uri}?${q}`, p.body);
     }
     if (!dryRun) {
-      await client.call("POST", `/tx/commit_and_apply?${q}`);
+      await client.call("POST", `${COMMIT_AND_APPLY}?${q}`);
       return;
     }
-    const result = (await client.call("POST", `/tx/commit_and_apply?${q}&dry-run=true`)) as DryRunResult | undefined;
+    const result = (await client.call("POST", `${COMMIT_AND_APPLY}?${q}&dry-run=true`)) as DryRunResult | undefined;
     printDryRun(ctx, result ?? {});
   } catch (e) {
     if (patched) await discard(ctx, q);
@@ -57,7 +52,7 @@ export async function writeSettings(ctx: Context, kind: "set" | "apply", patches
 /** Best effort: the original error (if any) is what the user needs to see. */
 async function discard(ctx: Context, q: string): Promise<void> {
   try {
-    const res = await ctx.client().request("DELETE", `/tx?${q}`);
+    const res = await ctx.client().request("DELETE", `${TX}?${q}`);
     if (res.status >= 300 && res.status !== 404 && ctx.globals.verbose) {
       ctx.io.stderr.write(`warning: could not delete the transaction: ${ApiResponseError.from(res).describe()}\n`);
     }

@@ -9,19 +9,7 @@ import { parseSettingsKey, pathsOverlap, type Json, type JsonObject } from "../s
 import { restartCommands, type ServiceCatalog } from "./services.js";
 import type { ServiceManager } from "./service-manager.js";
 import type { Template } from "./templates.js";
-
-export interface FileChange {
-  name: string;
-  path: string;
-  /** Unified diff of the file on disk against the new rendering (dry runs only; empty otherwise). */
-  diff: string;
-}
-
-export interface ApplyPlan {
-  files: FileChange[];
-  services: string[];
-  "restart-units": string[];
-}
+import type { ApplyPlan } from "../protocol/types.js";
 
 export interface ApplierOptions {
   /** The host's root: "/" on the image, a directory in workstation mode. */

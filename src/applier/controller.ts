@@ -5,14 +5,8 @@
 // settings that could not be applied fail the health verdict, so a boot on trial falls back.
 import type { Controller } from "../controller/runner.js";
 import type { JsonObject } from "../settings/keys.js";
-import type { Applier, ApplyPlan } from "./applier.js";
-
-export interface ApplyRecord {
-  at: string;
-  keys: string[] | "all";
-  files: string[];
-  "restart-units": string[];
-}
+import type { Applier } from "./applier.js";
+import type { ApplyPlan, ApplyRecord } from "../protocol/types.js";
 
 export class ConfigFilesController implements Controller<ApplyPlan> {
   readonly name = "configuration-files";

@@ -7,7 +7,9 @@
 // so the last activated slot (an update, a rollback or a downgrade) is the default.
 // State lives with what it describes (the ESP), and renames are the atomic step (systemd's design).
 
-export type Slot = "a" | "b";
+import type { Slot } from "../protocol/types.js";
+
+export type { Slot } from "../protocol/types.js";
 export const SLOTS: Slot[] = ["a", "b"];
 export const otherSlot = (s: Slot): Slot => (s === "a" ? "b" : "a");
 

@@ -6,6 +6,7 @@ import { fileSource } from "../userdata/userdata.js";
 import { join } from "node:path";
 import { isVariant, VARIANTS } from "../settings/schema.js";
 import { settingsReference } from "../settings/docs.js";
+import { apiReference } from "../protocol/docs.js";
 import { resolve } from "node:path";
 import { buildImage } from "../image/build.js";
 import { launch, listInstances, readInstance, stop, instanceTarget } from "../launch/instances.js";
@@ -136,10 +137,12 @@ program
 program
   .command("docs")
   .description("print generated documentation")
-  .argument("<what>", "settings: the settings reference (Markdown)")
+  .argument("<what>", "settings: the settings reference; api: the API reference (Markdown)")
   .action((what: string) => {
-    if (what !== "settings") throw new CommanderError(2, "caisson.usage", `unknown document '${what}': try 'settings'`);
-    process.stdout.write(settingsReference());
+    const docs: Record<string, () => string> = { settings: settingsReference, api: apiReference };
+    const make = Object.hasOwn(docs, what) ? docs[what] : undefined;
+    if (!make) throw new CommanderError(2, "caisson.usage", `unknown document '${what}': try 'settings' or 'api'`);
+    process.stdout.write(make());
   });
 
 // The update repository tool (src/repo/cli.ts): caisson repo init|add|max-version|refresh|rotate-root|show|serve.

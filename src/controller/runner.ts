@@ -7,6 +7,7 @@
 // into one next run. A failing controller never stops the others: its status says why, and its
 // `failure` decides whether that fails the boot's health verdict or only degrades the host.
 import { parseSettingsKey, pathsOverlap } from "../settings/keys.js";
+import type { ControllerStatus } from "../protocol/types.js";
 
 /** Settings as the controllers see them: the live tree (rooted at `settings`). */
 export type Settings = Record<string, unknown>;
@@ -42,21 +43,6 @@ export interface Controller<T = unknown> {
   subscribe?(wake: (reason: string) => void): () => void;
   /** Release what it holds (servers, timers) when the daemon stops. */
   stop?(): Promise<void> | void;
-}
-
-export interface ControllerStatus {
-  output: string;
-  failure: "fatal" | "degrades";
-  /** pending: not reconciled yet; ok: the last run succeeded; failed: the last run threw. */
-  state: "pending" | "ok" | "failed";
-  detail?: string;
-  /** The last run's error, kept while it keeps failing. */
-  error?: string;
-  runs: number;
-  /** Consecutive failures (drives the retry backoff). */
-  failures: number;
-  "last-run"?: string;
-  "next-run"?: string;
 }
 
 export interface RunnerOptions {

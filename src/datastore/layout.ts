@@ -18,6 +18,7 @@ import { randomBytes } from "node:crypto";
 import { writeFileAtomic, fsyncDir } from "../fsutil/atomic.js";
 import { faultPoint } from "../fsutil/faults.js";
 import { isObject, type JsonObject } from "../settings/keys.js";
+import type { OpenState } from "../protocol/types.js";
 
 export class DatastoreError extends Error {}
 
@@ -25,15 +26,6 @@ export interface LiveFile {
   "datastore-version": string;
   settings: JsonObject;
   "last-commit": { tx: string; id: string } | null;
-}
-
-/** How live.json was found: "ok", or what the store starts on instead and why. */
-export interface OpenState {
-  state: "ok" | "last-good" | "empty";
-  /** Why live.json could not be used. */
-  error?: string;
-  /** Where the unusable live.json was kept. */
-  kept?: string;
 }
 
 export const LIVE = "live.json";

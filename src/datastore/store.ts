@@ -27,10 +27,11 @@ import { randomBytes } from "node:crypto";
 import { writeFileAtomic } from "../fsutil/atomic.js";
 import { faultPoint } from "../fsutil/faults.js";
 import { changedKeys, deepMerge, type JsonObject } from "../settings/keys.js";
-import { CORRUPT, createStore, currentDir, DatastoreError, LAST_GOOD, LIVE, readLiveWithFallback, type LiveFile, type OpenState } from "./layout.js";
+import { CORRUPT, createStore, currentDir, DatastoreError, LAST_GOOD, LIVE, readLiveWithFallback, type LiveFile } from "./layout.js";
+import type { OpenState } from "../protocol/types.js";
 
 // What the host and the API take from the store, wherever it is defined.
-export { DatastoreError, type OpenState } from "./layout.js";
+export { DatastoreError } from "./layout.js";
 
 export class NothingPendingError extends Error {}
 

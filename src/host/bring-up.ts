@@ -3,26 +3,17 @@
 // migrate the datastore to this version, open it, drop pending transactions, then commit in one
 // launch transaction the defaults for absent keys, first-boot user data and generated values.
 import { join } from "node:path";
-import { Datastore, type OpenState } from "../datastore/store.js";
+import { Datastore } from "../datastore/store.js";
 import { deepMerge, getPath, leafPaths, setPath, type Json, type JsonObject } from "../settings/keys.js";
 import { defaultsFor, generatorsFor, redactSettings, validateSettings } from "../settings/model.js";
 import { generators } from "../settings/generators.js";
 import type { Variant } from "../settings/schema.js";
-import { FirstBootUserData, type UserDataStatus } from "../userdata/first-boot.js";
+import { FirstBootUserData } from "../userdata/first-boot.js";
+import type { MigrationStatus, OpenState, UserDataStatus } from "../protocol/types.js";
 import type { UserDataSource } from "../userdata/userdata.js";
 import { migrateDatastore, MigrationError } from "../migrations/migrator.js";
 
 export const LAUNCH_TX = "caisson-launch";
-
-/** What the migrator did at this start (the health gate fails the boot when it failed). */
-export interface MigrationStatus {
-  state: "none" | "done" | "failed";
-  /** Datastore version before, and the version this host runs. */
-  from?: string;
-  to: string;
-  ran: string[];
-  error?: string;
-}
 
 export interface BringUpOptions {
   root: string;

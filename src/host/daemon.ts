@@ -13,7 +13,8 @@ import { RecordingServiceManager, SystemctlServiceManager, type ServiceManager }
 import type { UserDataSource } from "../userdata/userdata.js";
 import { imageDataDir, packageRoot } from "../fsutil/package-root.js";
 import type { Variant } from "../settings/schema.js";
-import { evaluateHealth, type BootInfo } from "./health.js";
+import { evaluateHealth } from "./health.js";
+import type { BootInfo, BootStatus } from "../protocol/types.js";
 import { UpdateAgent } from "../update/agent.js";
 
 export interface DaemonOptions {
@@ -27,7 +28,7 @@ export interface DaemonOptions {
   /** On the image: what booted, so the daemon can judge and report health. */
   boot?: BootInfo;
   /** On the image: what growing the data partition at start did. */
-  dataPartition?: unknown;
+  dataPartition?: BootStatus["data-partition"];
   /** Where the one-line status goes (the console on the image). */
   announce?: (line: string) => void;
 }

@@ -11,6 +11,7 @@ import { existsSync, readFileSync, realpathSync, statfsSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { execFile } from "node:child_process";
 import { MIB } from "../fsutil/units.js";
+import type { DataPartitionReport } from "../protocol/types.js";
 
 /** Where the data partition lies, from sysfs (512-byte sectors, as the kernel reports them). */
 export interface DataGeometry {
@@ -20,16 +21,6 @@ export interface DataGeometry {
   startSectors: number;
   sizeSectors: number;
   diskSectors: number;
-}
-
-export interface DataPartitionReport {
-  disk: string;
-  partition: string;
-  diskMiB: number;
-  partitionMiB: number;
-  filesystemMiB: number;
-  /** What was grown at this boot by the daemon: "filesystem" at first boot; "partition" only if repart did not. */
-  grown: string[];
 }
 
 export function dataGeometry(label = "data", dev = "/dev", sys = "/sys"): DataGeometry | undefined {
@@ -93,11 +84,11 @@ export async function checkDataPartition(log: (s: string) => void, mountPoint = 
   const report = {
     disk: g.disk,
     partition: g.partition,
-    diskMiB: Math.round((g.diskSectors * 512) / MIB),
-    partitionMiB: Math.round((g.sizeSectors * 512) / MIB),
-    filesystemMiB: Math.round(filesystemBytes(mountPoint) / MIB),
+    "disk-mib": Math.round((g.diskSectors * 512) / MIB),
+    "partition-mib": Math.round((g.sizeSectors * 512) / MIB),
+    "filesystem-mib": Math.round(filesystemBytes(mountPoint) / MIB),
     grown,
   };
-  log(`data partition ${report.partition}: ${report.partitionMiB} MiB of ${report.diskMiB} MiB disk, filesystem ${report.filesystemMiB} MiB`);
+  log(`data partition ${report.partition}: ${report["partition-mib"]} MiB of ${report["disk-mib"]} MiB disk, filesystem ${report["filesystem-mib"]} MiB`);
   return report;
 }

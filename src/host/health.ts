@@ -3,29 +3,10 @@
 import { connect } from "node:net";
 import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { bootCounted } from "../boot/entries.js";
+import type { BootInfo, Health, HealthCheck } from "../protocol/types.js";
 
 // systemd-boot's loader interface variables (Boot Loader Interface, vendor GUID).
 const LOADER_GUID = "4a67b082-0a4c-41cf-b6c7-440b29bb8c4f";
-
-export interface BootInfo {
-  slot?: string;
-  /** The entry systemd-boot started, e.g. caisson-b+2-1.conf. */
-  entry?: string;
-  /** true on a boot on trial: systemd-boot counted a try of the entry that booted. */
-  counted: boolean;
-  /**
-   * LoaderBootCountPath as systemd-boot left it, when it is set. It may name an entry other than
-   * the one that booted (a counted entry that failed to load earlier in the same power-on): then
-   * `counted` is false and systemd-bless-boot is stopped from blessing it (`bless-check`).
-   */
-  countPath?: string;
-  cmdline: string;
-  /** The host's identity; it lives on the data partition, so it survives reboots and updates. */
-  machineId?: string;
-  /** Boot entries on the ESP (their names carry the try counters). */
-  entries?: string[];
-  selinux?: "enforcing" | "permissive" | "disabled";
-}
 
 function efiString(name: string, efivars: string): string | undefined {
   const p = `${efivars}/${name}-${LOADER_GUID}`;
@@ -47,9 +28,9 @@ export function readBootInfo(proc = "/proc", efivars = "/sys/firmware/efi/efivar
     slot,
     entry,
     counted: bootCounted(countPath, entry),
-    ...(countPath !== undefined ? { countPath } : {}),
+    ...(countPath !== undefined ? { "count-path": countPath } : {}),
     cmdline,
-    machineId,
+    "machine-id": machineId,
     // Read when asked (a getter, so /boot-status serialises it fresh): systemd-bless-boot, the
     // bootloader's counting and the update agent rename and add entries while the host runs.
     get entries() {
@@ -57,19 +38,6 @@ export function readBootInfo(proc = "/proc", efivars = "/sys/firmware/efi/efivar
     },
     selinux,
   };
-}
-
-export interface HealthCheck {
-  name: string;
-  ok: boolean;
-  detail: string;
-}
-
-export interface Health {
-  state: "checking" | "healthy" | "unhealthy";
-  checks: HealthCheck[];
-  /** An unhealthy boot of a blessed slot: the host stays up and says so. */
-  degraded: boolean;
 }
 
 function socketAnswers(path: string): Promise<boolean> {

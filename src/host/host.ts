@@ -10,18 +10,17 @@ import { loadServiceCatalog } from "../applier/services.js";
 import { loadTemplates } from "../applier/templates.js";
 import type { ServiceManager } from "../applier/service-manager.js";
 import { ConfigFilesController } from "../applier/controller.js";
-import { ControllerRunner, type ControllerStatus } from "../controller/runner.js";
+import { ControllerRunner } from "../controller/runner.js";
 import type { JsonObject } from "../settings/keys.js";
 import type { Variant } from "../settings/schema.js";
-import type { OpenState } from "../datastore/store.js";
 import type { UserDataSource } from "../userdata/userdata.js";
-import type { UserDataStatus } from "../userdata/first-boot.js";
+import type { BootStatus } from "../protocol/types.js";
 import type { Services } from "../api/services.js";
 import type { ServerLimits } from "../api/limits.js";
 import type { UpdateAgent } from "../update/agent.js";
 import { readOs } from "./os-release.js";
 import { memoryReport } from "./memory.js";
-import { bringUp, type MigrationStatus } from "./bring-up.js";
+import { bringUp } from "./bring-up.js";
 import { CONFIG_FILES, HostSettings } from "./settings-service.js";
 import { hostControllers } from "./controllers.js";
 
@@ -42,25 +41,6 @@ export interface HostOptions {
   updates?: (settings: () => JsonObject) => UpdateAgent;
 }
 
-export interface BootStatus {
-  "user-data": UserDataStatus;
-  migration: MigrationStatus;
-  /** How the datastore's live settings were found at start (src/datastore): "ok", or what the host started on instead and why; not "ok" fails the health gate. */
-  datastore: OpenState;
-  /** Whether the configuration files' first apply at this start succeeded (the health verdict's `settings`). */
-  "settings-applied": boolean;
-  "apply-error"?: string;
-  generated: string[];
-  "started-at": string;
-  /** Every controller by name, live: its state, what it owns, and why it failed. */
-  controllers: Record<string, ControllerStatus>;
-  /** Reported by the daemon on the image: which slot booted and the health gate's verdict. */
-  boot?: unknown;
-  health?: unknown;
-  /** Reported by the daemon on the image: the data partition's growth at this boot. */
-  "data-partition"?: unknown;
-}
-
 export interface RunningHost {
   services: Services;
   settings: HostSettings;
@@ -68,7 +48,7 @@ export interface RunningHost {
   liveSettings(): JsonObject;
   bootStatus(): BootStatus;
   /** Add what only the daemon knows (boot, health, data partition) to the boot status. */
-  reportBoot(part: "boot" | "health" | "data-partition", value: unknown): void;
+  reportBoot<K extends "boot" | "health" | "data-partition">(part: K, value: BootStatus[K]): void;
   /** Stop the controllers (their servers and timers). */
   stop(): Promise<void>;
 }

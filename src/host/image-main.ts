@@ -13,7 +13,7 @@ import { imageUserDataSources } from "../userdata/sources.js";
 import { isVariant } from "../settings/schema.js";
 import { recordHealthFailure } from "../update/state.js";
 import { checkDataPartition } from "./grow-data.js";
-import type { Health, BootInfo } from "./health.js";
+import type { BootStatus } from "../protocol/types.js";
 
 const SOCKET = "/run/api.sock";
 
@@ -91,8 +91,8 @@ async function daemon(): Promise<void> {
   });
 }
 
-function bootStatus(): Promise<{ health?: Health; boot?: BootInfo }> {
-  return new ApiClient({ socketPath: SOCKET, agent: false, timeoutMs: 10_000 }).call("GET", "/boot-status") as Promise<{ health?: Health; boot?: BootInfo }>;
+function bootStatus(): Promise<Pick<BootStatus, "health" | "boot">> {
+  return new ApiClient({ socketPath: SOCKET, agent: false, timeoutMs: 10_000 }).call("GET", "/boot-status") as Promise<Pick<BootStatus, "health" | "boot">>;
 }
 
 /**
@@ -147,7 +147,7 @@ function blessCheck(): number {
   const b = readBootInfo();
   if (b.counted) return 0;
   console(
-    `CAISSON-BLESS refused: LoaderBootCountPath names ${b.countPath ?? "nothing"} but ${b.entry ?? "no counted entry"} booted ` +
+    `CAISSON-BLESS refused: LoaderBootCountPath names ${b["count-path"] ?? "nothing"} but ${b.entry ?? "no counted entry"} booted ` +
       `(a counted entry failed to load earlier in this power-on); it keeps its spent try`,
   );
   return 1;

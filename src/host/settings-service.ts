@@ -4,7 +4,8 @@
 // src/applier); src/api/errors.ts gives each kind its status.
 import type { Datastore } from "../datastore/store.js";
 import { checkTxName } from "../datastore/store.js";
-import { ApplyError, type Applier, type ApplyPlan } from "../applier/applier.js";
+import { ApplyError, type Applier } from "../applier/applier.js";
+import type { ApplyPlan, DryRun } from "../protocol/types.js";
 import type { ControllerRunner } from "../controller/runner.js";
 import { changedKeys, deepMerge, KeyError, parseSettingsKey, setPath, splitKeyPair, type JsonObject } from "../settings/keys.js";
 import { coerceKeypairValue, generatorsFor, SettingsError, validateSettings } from "../settings/model.js";
@@ -115,7 +116,7 @@ export class HostSettings implements SettingsService {
     return changed;
   }
 
-  preview(tx: string): { "changed-keys": string[] } & ApplyPlan {
+  preview(tx: string): DryRun {
     checkTxName(tx);
     const pending = this.o.store.pendingSettings(tx);
     if (Object.keys(pending).length === 0) throw new NothingPendingError(`transaction '${tx}' has no pending settings to commit`);

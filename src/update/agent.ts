@@ -17,47 +17,16 @@ import { httpGet, proxyOptions } from "./http.js";
 import { MAX_SEED, type Manifest, type Update } from "./manifest.js";
 import type { HttpGet } from "./migration-cache.js";
 import { bootTries, planRollback, rollbackUpdate, type RollbackPlan } from "./rollback.js";
-import { fetchManifest, stageUpdate, type DownloadProgress } from "./stage.js";
-import { readState, reconcile, recordBoot, stagedState, writeState, type BootRecord } from "./state.js";
+import { fetchManifest, stageUpdate } from "./stage.js";
+import { readState, reconcile, recordBoot, stagedState, writeState } from "./state.js";
+import type { CommandRecord, CommandType, DownloadProgress, Image, UpdateState, UpdateStatus } from "../protocol/types.js";
 import { tufClientFor, type TufSource } from "./tuf.js";
 import { sameVersion } from "./version.js";
 
-export { AgentError, type AgentErrorKind } from "./errors.js";
-export type { DownloadProgress } from "./stage.js";
+export { AgentError } from "./errors.js";
+export type { AgentErrorKind } from "./errors.js";
 
-export type UpdateState = "Idle" | "Available" | "Staged" | "Ready";
-export type CommandType = "refresh" | "prepare" | "activate" | "deactivate" | "rollback";
 export const UPDATE_STATES: readonly UpdateState[] = ["Idle", "Available", "Staged", "Ready"];
-
-export interface Image {
-  arch: string;
-  version: string;
-  variant: string;
-}
-
-export interface CommandRecord {
-  cmd_type: CommandType;
-  cmd_status: "Success" | "Failed" | "Unknown";
-  timestamp: string;
-  exit_status: number;
-  stderr: string;
-}
-
-export interface UpdateStatus {
-  update_state: UpdateState;
-  available_updates: string[];
-  chosen_update: Image | null;
-  active_partition: { image: Image; next_to_boot: boolean };
-  /** The inactive slot, only while an update is staged there (prepared) or activated (on trial, boots next); else null. */
-  staging_partition: { image: Image; next_to_boot: boolean } | null;
-  most_recent_command: CommandRecord | null;
-  /** Ours: versions whose boot trial failed on this host, with the reason. */
-  failed_updates: { version: string; reason: string; at: string }[];
-  /** Ours: the download of the running prepare or rollback, else null. */
-  progress: DownloadProgress | null;
-  /** Ours: the versions this host booted and their slots, newest last. */
-  boot_history: BootRecord[];
-}
 
 export interface AgentOptions {
   root: string;

@@ -4,15 +4,10 @@
 // the kind's prefix and the detail, as users have always seen it ("UpdateLockHeld: 'prepare' is
 // still running; ...").
 
-export type AgentErrorKind =
-  | "UninitializedUpdateStatus"
-  | "UpdateLockHeld"
-  | "DisallowCommand"
-  | "UpdateDoesNotExist"
-  | "NoStagedImage"
-  | "NothingToRollBack"
-  /** The host has no A/B slots (a workstation root without them): nothing to update. */
-  | "NoBootSlots";
+import type { AgentErrorKind } from "../protocol/types.js";
+
+// The kinds are part of the wire (error bodies): declared in src/protocol/types.ts.
+export type { AgentErrorKind } from "../protocol/types.js";
 
 /** Every kind has a status: adding a kind without one does not compile. */
 export const AGENT_ERROR_STATUS: Record<AgentErrorKind, 404 | 409 | 423> = {

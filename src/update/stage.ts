@@ -20,14 +20,7 @@ import { cacheForMigrator, type HttpGet } from "./migration-cache.js";
 import { readState, writeState } from "./state.js";
 import type { TufSource } from "./tuf.js";
 import { writeBootFile, writePartition } from "./write.js";
-
-/** The download of the running prepare or rollback, as GET /updates/status shows it. */
-export interface DownloadProgress {
-  target: string;
-  bytes: number;
-  total: number;
-  mb_per_s: number;
-}
+import type { DownloadProgress } from "../protocol/types.js";
 
 /** Refresh the metadata and fetch manifest.json through TUF (a temp file beside the metadata, removed after). */
 export async function fetchManifest(root: string, tuf: TufSource): Promise<{ manifest: Manifest; bytes: Buffer }> {

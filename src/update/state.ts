@@ -12,7 +12,9 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { writeFileAtomic } from "../fsutil/atomic.js";
 import { updatePaths, type Update } from "./manifest.js";
-import type { Slot } from "../boot/entries.js";
+import type { BootRecord, Slot } from "../protocol/types.js";
+
+export type { BootRecord } from "../protocol/types.js";
 import { usable, type BootSlots, type SlotEntry } from "../boot/slots.js";
 import { sameVersion } from "./version.js";
 
@@ -26,13 +28,6 @@ export interface StagedRecord {
 export interface FailedUpdate {
   version: string;
   reason: string;
-  at: string;
-}
-
-/** One boot of this host: the version that ran and its slot (recorded when either changed). */
-export interface BootRecord {
-  version: string;
-  slot: Slot;
   at: string;
 }
 

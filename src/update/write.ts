@@ -8,7 +8,7 @@ import { existsSync, mkdirSync } from "node:fs";
 import { open, type FileHandle } from "node:fs/promises";
 import { createHash } from "node:crypto";
 import { basename, join } from "node:path";
-import type { Slot } from "../boot/entries.js";
+import type { Slot } from "../protocol/types.js";
 import { ESP_DIR } from "../boot/slots.js";
 import { renameDurable } from "../fsutil/atomic.js";
 import { faultPoint } from "../fsutil/faults.js";

@@ -9,25 +9,7 @@ import { checkSettingsSize } from "../settings/limits.js";
 import type { Variant } from "../settings/schema.js";
 import { writeFileAtomic } from "../fsutil/atomic.js";
 import { parseUserData, UserDataError, type UserDataSource } from "./userdata.js";
-
-export interface UserDataRejection {
-  message: string;
-  source: string;
-  line?: number;
-  column?: number;
-  key?: string;
-}
-
-export interface UserDataStatus {
-  /** rejected: at least one source was invalid and nothing of it applied (others may have). */
-  state: "applied" | "rejected" | "absent";
-  /** Sources whose user data was applied, in order. */
-  sources: string[];
-  /** The first rejected source, and all of them. */
-  error?: UserDataRejection;
-  rejected?: UserDataRejection[];
-  at: string;
-}
+import type { UserDataRejection, UserDataStatus } from "../protocol/types.js";
 
 export interface FirstBootOptions {
   /** The daemon's data directory (<root>/var/lib/caisson): the record lives there. */

@@ -133,7 +133,7 @@ test("a power cut while the update is written: slot A still boots, nothing is lo
   assert.equal(s.boot.slot, "a");
   assert.equal(s.health.state, "healthy");
   assert.deepEqual(s.boot.entries, ["caisson-a.conf"], "the half-written slot B has no boot entry");
-  assert.equal(s.boot.machineId, before1.boot.machineId);
+  assert.equal(s.boot["machine-id"], before1.boot["machine-id"]);
   assert.equal((await settingsOf()).motd, "kept across updates");
 });
 

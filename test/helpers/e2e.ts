@@ -5,6 +5,8 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { ApiClient } from "../../src/apiclient/client.js";
 import type { Instance } from "../../src/launch/instances.js";
+import type { BootStatus as WireBootStatus } from "../../src/protocol/types.js";
+import type { Path } from "../../src/protocol/routes.js";
 
 export const BOOT_TIMEOUT = 480_000;
 export const log = (l: string) => process.stderr.write(`# ${l}\n`);
@@ -16,20 +18,15 @@ export async function json(c: ApiClient, method: string, uri: string, body?: str
   return r.body ? (JSON.parse(r.body) as unknown) : undefined;
 }
 
-export interface BootStatus {
-  "user-data": { state: string; sources: string[]; at: string };
-  "settings-applied": boolean;
-  "started-at": string;
-  boot: { slot: string; entry?: string; counted: boolean; machineId?: string; entries?: string[]; selinux?: string; cmdline: string };
-  health: { state: string; degraded: boolean; checks: { name: string; ok: boolean; detail?: string }[] };
-  migration?: { state: string; from?: string; to: string; ran: string[]; error?: string };
-  "data-partition"?: { diskMiB: number; partitionMiB: number; filesystemMiB: number; grown: string[]; error?: string };
-}
+/** GET /boot-status on the image, once the daemon has reported the boot and the health verdict. */
+export type BootStatus = WireBootStatus & Required<Pick<WireBootStatus, "boot" | "health">>;
+
+const BOOT_STATUS: Path = "/boot-status";
 
 /** Boot status once the health verdict is in. */
 export async function settled(c: ApiClient): Promise<BootStatus> {
   for (let i = 0; i < 120; i++) {
-    const s = (await json(c, "GET", "/boot-status")) as BootStatus;
+    const s = (await json(c, "GET", BOOT_STATUS)) as BootStatus;
     if (s.health && s.health.state !== "checking") return s;
     await sleep(1000);
   }

@@ -10,7 +10,9 @@ import { updatePaths } from "../../src/update/manifest.js";
 import { fakeBuild } from "./fake-build.js";
 import assert from "node:assert/strict";
 import { call, startHost, tempDir, type TestHost } from "./host.js";
-import { UpdateAgent, type UpdateStatus, type CommandType } from "../../src/update/agent.js";
+import { UpdateAgent } from "../../src/update/agent.js";
+import type { CommandType, UpdateStatus } from "../../src/protocol/types.js";
+import { UPDATE_ACTION, type Path } from "../../src/protocol/routes.js";
 import type { JsonObject } from "../../src/settings/keys.js";
 
 export const PART_SIZE = 4 << 20;
@@ -112,20 +114,14 @@ export async function env(o: { versions?: string[]; running?: string; repo?: Rep
   return { base, root, repo, t, agent, close: async () => (await t.stop(), await repo.served.close()) };
 }
 
-const PATHS: Record<CommandType, string> = {
-  refresh: "/actions/refresh-updates",
-  prepare: "/actions/prepare-update",
-  activate: "/actions/activate-update",
-  deactivate: "/actions/deactivate-update",
-  rollback: "/actions/rollback-update",
-};
+const STATUS: Path = "/updates/status";
 
 /** POST the command (204 at once), wait for it, return the status. */
 export async function run(e: Env, cmd: CommandType): Promise<UpdateStatus> {
-  const r = await call(e.t.socket, "POST", PATHS[cmd]);
+  const r = await call(e.t.socket, "POST", UPDATE_ACTION[cmd]);
   assert.equal(r.status, 204, `${cmd}: ${r.text}`);
   await e.agent.idle;
-  const s = await call(e.t.socket, "GET", "/updates/status");
+  const s = await call(e.t.socket, "GET", STATUS);
   assert.equal(s.status, 200, s.text);
   return s.json() as UpdateStatus;
 }

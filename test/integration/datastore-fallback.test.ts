@@ -7,7 +7,7 @@ import { readFileSync, readlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { call, startHost, tempDir } from "../helpers/host.js";
 import { evaluateHealth } from "../../src/host/health.js";
-import type { BootStatus } from "../../src/host/host.js";
+import type { BootStatus } from "../../src/protocol/types.js";
 
 const CORRUPTIONS: [string, string][] = [
   ["truncated", ""],

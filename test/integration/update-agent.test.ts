@@ -8,7 +8,8 @@ import { existsSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSyn
 import { join } from "node:path";
 import { PassThrough } from "node:stream";
 import { call, tempDir } from "../helpers/host.js";
-import { UpdateAgent, type UpdateStatus } from "../../src/update/agent.js";
+import { UpdateAgent } from "../../src/update/agent.js";
+import type { UpdateStatus } from "../../src/protocol/types.js";
 import { addUpdate, setMaxVersion } from "../../src/repo/repository.js";
 import { fakeBuild } from "../helpers/fake-build.js";
 import { routes } from "../../src/api/routes.js";

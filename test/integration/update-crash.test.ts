@@ -10,7 +10,7 @@ import { fileURLToPath } from "node:url";
 import { call, tempDir } from "../helpers/host.js";
 import { makeHostRoot, makeRepo } from "../helpers/update-fixture.js";
 import { bootOnce } from "../helpers/firmware.js";
-import type { UpdateStatus } from "../../src/update/agent.js";
+import type { UpdateStatus } from "../../src/protocol/types.js";
 
 const CLI = fileURLToPath(new URL("../../src/cli/caisson.js", import.meta.url));
 

@@ -52,12 +52,12 @@ test("readBootInfo: a stale LoaderBootCountPath is reported but the boot is not 
   assert.equal(stale.slot, "a");
   assert.equal(stale.entry, "caisson-a.conf");
   assert.equal(stale.counted, false);
-  assert.equal(stale.countPath, "\\loader\\entries\\caisson-b+0-1.conf");
+  assert.equal(stale["count-path"], "\\loader\\entries\\caisson-b+0-1.conf");
 
   const trial = readBootInfo(proc("caisson.slot=b ro"), efivars({ LoaderEntrySelected: "caisson-b+1.conf", LoaderBootCountPath: "\\loader\\entries\\caisson-b+0-1.conf" }));
   assert.equal(trial.counted, true);
 
   const blessed = readBootInfo(proc("caisson.slot=a ro"), efivars({ LoaderEntrySelected: "caisson-a.conf" }));
   assert.equal(blessed.counted, false);
-  assert.equal(blessed.countPath, undefined);
+  assert.equal(blessed["count-path"], undefined);
 });

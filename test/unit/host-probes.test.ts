@@ -55,7 +55,10 @@ test("memory report: PSS of the resident daemon and of the benchmark baseline, o
   mkdirSync(join(proc, "self"));
   const r = memoryReport(node, proc);
   assert.deepEqual(r.agents.map((a) => a.pid), [10]);
-  assert.equal(r.agentsPssKiB, 70000);
-  assert.equal(r.baseline?.pssKiB, 40000);
+  assert.equal(r["agents-pss-kib"], 70000);
+  // The wire's casing (kebab-case, src/protocol/types.ts): what GET /diagnostics/memory answers.
+  assert.deepEqual(Object.keys(r).sort(), ["agents", "agents-pss-kib", "baseline", "transient"]);
+  assert.deepEqual(Object.keys(r.agents[0]!).sort(), ["pid", "program", "pss-kib", "rss-kib"]);
+  assert.equal(r.baseline?.["pss-kib"], 40000);
   assert.deepEqual(r.transient.map((a) => a.program), ["caisson-host.mjs health"]);
 });

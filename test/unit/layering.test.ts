@@ -12,20 +12,21 @@ import { packageRoot } from "../../src/fsutil/package-root.js";
 export const LAYERS: Record<string, number> = {
   fsutil: 0,
   settings: 1,
-  boot: 2,
-  datastore: 2,
-  userdata: 2,
-  controller: 2,
-  apiclient: 2,
-  applier: 3,
-  update: 3,
-  migrations: 4,
-  image: 4,
-  launch: 5,
-  repo: 5,
-  api: 6,
-  host: 7,
-  cli: 8,
+  protocol: 2,
+  boot: 3,
+  datastore: 3,
+  userdata: 3,
+  controller: 3,
+  apiclient: 3,
+  applier: 4,
+  update: 4,
+  migrations: 5,
+  image: 5,
+  launch: 6,
+  repo: 6,
+  api: 7,
+  host: 8,
+  cli: 9,
 };
 
 const SRC = join(packageRoot(), "src");
@@ -71,4 +72,10 @@ test("the check sees imports: a known edge is found", () => {
   const edges = folderImports();
   assert.ok(edges.some((e) => e.from === "host" && e.to === "settings"), "host imports settings");
   assert.ok(edges.length > 20, `only ${edges.length} edges seen`);
+  assert.ok(edges.some((e) => e.from === "api" && e.to === "protocol"), "api imports protocol");
+});
+
+test("protocol, the wire, imports only settings and fsutil", () => {
+  const wrong = folderImports().filter((e) => e.from === "protocol" && e.to !== "settings" && e.to !== "fsutil");
+  assert.deepEqual(wrong, []);
 });

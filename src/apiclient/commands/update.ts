@@ -5,28 +5,11 @@
 import { Option, type Command } from "commander";
 import { ApiResponseError } from "../client.js";
 import { printJson, UsageError, type Context, type Subcommand } from "../context.js";
+import { UPDATE_ACTION, type Path } from "../../protocol/routes.js";
+import type { CommandType as Cmd, UpdateStatus as Status } from "../../protocol/types.js";
 
-interface CommandRecord {
-  cmd_type: string;
-  cmd_status: "Success" | "Failed" | "Unknown";
-  timestamp: string;
-  stderr: string;
-}
-
-interface Status {
-  most_recent_command: CommandRecord | null;
-  [k: string]: unknown;
-}
-
-type Cmd = "refresh" | "prepare" | "activate" | "deactivate" | "rollback";
-
-const ACTION: Record<Cmd, string> = {
-  refresh: "/actions/refresh-updates",
-  prepare: "/actions/prepare-update",
-  activate: "/actions/activate-update",
-  deactivate: "/actions/deactivate-update",
-  rollback: "/actions/rollback-update",
-};
+const STATUS: Path = "/updates/status";
+const REBOOT: Path = "/actions/reboot";
 
 /**
  * Bottlerocket's apiclient: refresh 100 ms × 100, prepare 500 ms × 1200, activate/deactivate 100 ms × 50.
@@ -41,7 +24,7 @@ export const WAIT: Record<Cmd, { intervalMs: number; attempts: number }> = {
 };
 
 async function status(ctx: Context): Promise<Status | undefined> {
-  const res = await ctx.client().request("GET", "/updates/status");
+  const res = await ctx.client().request("GET", STATUS);
   if (res.status === 404) return undefined; // UninitializedUpdateStatus: no command has run yet
   if (res.status !== 200) throw ApiResponseError.from(res);
   return JSON.parse(res.body) as Status;
@@ -52,7 +35,7 @@ export class CommandFailed extends Error {}
 /** POST the action and wait for its outcome; returns the final status. */
 export async function runUpdateCommand(ctx: Context, cmd: Cmd, wait = WAIT[cmd]): Promise<Status> {
   const before = (await status(ctx))?.most_recent_command;
-  await ctx.client().call("POST", ACTION[cmd]);
+  await ctx.client().call("POST", UPDATE_ACTION[cmd]);
   for (let i = 0; i < wait.attempts; i++) {
     const s = await status(ctx);
     const r = s?.most_recent_command;
@@ -68,7 +51,7 @@ export async function runUpdateCommand(ctx: Context, cmd: Cmd, wait = WAIT[cmd])
 }
 
 async function reboot(ctx: Context): Promise<void> {
-  await ctx.client().call("POST", "/actions/reboot");
+  await ctx.client().call("POST", REBOOT);
 }
 
 interface UpdateOpts {
