@@ -4,8 +4,7 @@
 import { createServer, type Server } from "node:https";
 import type { RequestListener } from "node:http";
 import type { JsonObject } from "../settings/keys.js";
-import { getPath } from "../settings/keys.js";
-import { DEFAULT_NETWORK_API_PORT } from "../settings/schema.js";
+import { asSettings, DEFAULT_NETWORK_API_PORT } from "../settings/schema.js";
 import { answerClientError, applyLimits, DEFAULT_LIMITS, serverOptions, stopServer, type ServerLimits } from "./limits.js";
 import type { Controller } from "../controller/runner.js";
 
@@ -18,12 +17,15 @@ export interface NetworkApiConfig {
 
 /** The network API's configuration from settings, or why it is off. */
 export function networkApiConfig(settings: JsonObject): NetworkApiConfig | string {
-  const n = (getPath(settings, ["api", "network"]) ?? {}) as Record<string, unknown>;
+  const n = asSettings(settings).api?.network ?? {};
   if (n.enabled !== true) return "off (settings.api.network.enabled is false)";
-  const missing = ["server-certificate", "server-key", "client-ca"].filter((k) => typeof n[k] !== "string");
-  if (missing.length) return `off: settings.api.network.${missing.join(", ")} not set`;
-  const b64 = (k: string) => Buffer.from(n[k] as string, "base64").toString("utf8");
-  return { port: (n.port as number | undefined) ?? DEFAULT_NETWORK_API_PORT, cert: b64("server-certificate"), key: b64("server-key"), ca: b64("client-ca") };
+  const cert = n["server-certificate"];
+  const key = n["server-key"];
+  const ca = n["client-ca"];
+  const missing = Object.entries({ "server-certificate": cert, "server-key": key, "client-ca": ca }).filter(([, v]) => typeof v !== "string").map(([k]) => k);
+  if (cert === undefined || key === undefined || ca === undefined) return `off: settings.api.network.${missing.join(", ")} not set`;
+  const b64 = (v: string) => Buffer.from(v, "base64").toString("utf8");
+  return { port: n.port ?? DEFAULT_NETWORK_API_PORT, cert: b64(cert), key: b64(key), ca: b64(ca) };
 }
 
 /** The network API server, with the same limits as the Unix socket's (limits.ts). */

@@ -8,7 +8,7 @@
 //   x-variant-defaults  { <variant>: value } overriding `default` for one variant
 //   x-generator         name of a setting generator run at boot when the key is absent
 //   x-secret            value is redacted in logs and support dumps
-import { Type, FormatRegistry, type TSchema, type TObject } from "@sinclair/typebox";
+import { Type, FormatRegistry, type Static, type TOptional, type TProperties, type TSchema, type TObject } from "@sinclair/typebox";
 import { isIP } from "node:net";
 import { X509Certificate } from "node:crypto";
 
@@ -130,12 +130,13 @@ FormatRegistry.Set("base64-pem-certificates", (v) => {
 });
 
 const opt = <T extends TSchema>(s: T) => Type.Optional(s);
-const obj = (props: Record<string, TSchema>, options: Record<string, unknown> = {}) =>
+// Generic, so that Static<> of a schema built from them is its settings' type (Settings, below).
+const obj = <P extends TProperties>(props: P, options: Record<string, unknown> = {}) =>
   Type.Object(
-    Object.fromEntries(Object.entries(props).map(([k, v]) => [k, opt(v)])),
+    Object.fromEntries(Object.entries(props).map(([k, v]) => [k, opt(v)])) as { [K in keyof P]: TOptional<P[K]> },
     { additionalProperties: false, ...options },
   );
-const map = (keyPattern: string, value: TSchema, options: Record<string, unknown> = {}) =>
+const map = <V extends TSchema>(keyPattern: string, value: V, options: Record<string, unknown> = {}) =>
   Type.Record(Type.String({ pattern: keyPattern }), value, { additionalProperties: false, ...options });
 
 // Strings that end up in configuration files must not carry newlines or control characters (a
@@ -150,7 +151,7 @@ const str = (description: string, options: Record<string, unknown> = {}) =>
   Type.String({ description, ...(options.pattern || options.format ? {} : { pattern: SINGLE_LINE }), ...options });
 const bool = (description: string, options: Record<string, unknown> = {}) => Type.Boolean({ description, ...options });
 const int = (description: string, options: Record<string, unknown> = {}) => Type.Integer({ description, ...options });
-const list = (item: TSchema, description: string, options: Record<string, unknown> = {}) =>
+const list = <T extends TSchema>(item: T, description: string, options: Record<string, unknown> = {}) =>
   Type.Array(item, { description, ...options });
 
 const NAME = "^[a-z0-9][a-z0-9_-]{0,62}$";
@@ -364,24 +365,32 @@ const api = obj(
   { description: "The API itself." },
 );
 
+const commonSettings = {
+  // The one multi-line setting: a message shown as is.
+  motd: Type.String({ description: "Message of the day (/etc/motd): text; tabs and newlines but no other control characters.", pattern: MULTI_LINE, default: "Welcome to Caisson!" }),
+  network,
+  dns,
+  ntp,
+  kernel,
+  boot,
+  "host-containers": map(NAME, hostContainer, { description: "Host containers by name (admin, control, ...)." }),
+  "bootstrap-containers": map(NAME, bootstrapContainer, { description: "Bootstrap containers by name, run before the host is configured." }),
+  updates,
+  "container-registry": containerRegistry,
+  "container-runtime": containerRuntime,
+  "oci-defaults": ociDefaults,
+  pki,
+  api,
+};
+
+/** The live settings tree (under `settings`) as code reads it, derived from the schema (kubernetes: k8s only). */
+export type Settings = Static<ReturnType<typeof obj<typeof commonSettings & { kubernetes: typeof kubernetes }>>>;
+
+/** A live settings tree, typed: it was validated against its variant's schema before it became live. */
+export const asSettings = (tree: object): Settings => tree as Settings;
+
 function settingsSchema(variant: Variant): TObject {
-  const common: Record<string, TSchema> = {
-    // The one multi-line setting: a message shown as is.
-    motd: Type.String({ description: "Message of the day (/etc/motd): text; tabs and newlines but no other control characters.", pattern: MULTI_LINE, default: "Welcome to Caisson!" }),
-    network,
-    dns,
-    ntp,
-    kernel,
-    boot,
-    "host-containers": map(NAME, hostContainer, { description: "Host containers by name (admin, control, ...)." }),
-    "bootstrap-containers": map(NAME, bootstrapContainer, { description: "Bootstrap containers by name, run before the host is configured." }),
-    updates,
-    "container-registry": containerRegistry,
-    "container-runtime": containerRuntime,
-    "oci-defaults": ociDefaults,
-    pki,
-    api,
-  };
+  const common: Record<string, TSchema> = { ...commonSettings };
   if (variant === "k8s") common.kubernetes = kubernetes;
   return obj(common, { description: `Settings of the ${variant} variant.` });
 }

@@ -8,6 +8,7 @@
 // it); the outcome lands in most_recent_command. The state is re-derived from the disk (ESP
 // entries + state.json) before and after every command.
 import type { JsonObject } from "../settings/keys.js";
+import { asSettings } from "../settings/schema.js";
 import { faultPoint } from "../fsutil/faults.js";
 import { BootSlots, NoBootSlotsError, type SlotImage, usable } from "../boot/slots.js";
 import { osArch } from "./arch.js";
@@ -231,7 +232,7 @@ export class UpdateAgent {
 
   private async refresh(): Promise<void> {
     const { manifest } = await fetchManifest(this.o.root, this.tuf(this.o.settings()));
-    const u = (this.o.settings().updates ?? {}) as Record<string, unknown>;
+    const u = asSettings(this.o.settings()).updates ?? {};
     const input = {
       manifest,
       variant: this.o.variant,

@@ -11,6 +11,7 @@ import { Updater, BaseFetcher } from "tuf-js";
 import { DownloadHTTPError } from "tuf-js/dist/error.js";
 import type { TargetFile } from "@tufjs/models";
 import type { JsonObject } from "../settings/keys.js";
+import { asSettings } from "../settings/schema.js";
 import { httpGet, HttpStatusError, proxyOptions, type HttpOptions } from "./http.js";
 import { parseManifest, updatePaths, type Manifest } from "./manifest.js";
 import type { Expected, Source } from "./write.js";
@@ -151,7 +152,7 @@ export class TufClient implements TufSource {
 
 /** The production client for the live settings: settings.updates.{metadata,targets}-base-url, through the proxy. */
 export function tufClientFor(root: string, settings: JsonObject): TufClient {
-  const u = (settings.updates ?? {}) as Record<string, unknown>;
+  const u = asSettings(settings).updates ?? {};
   const meta = u["metadata-base-url"];
   const targets = u["targets-base-url"];
   if (typeof meta !== "string" || !meta) throw new Error("settings.updates.metadata-base-url is not set");
