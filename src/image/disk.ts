@@ -99,6 +99,14 @@ export interface DiskInput {
   onLine?: (l: string) => void;
 }
 
+/**
+ * Run by a firmware's UEFI shell when every boot option failed (OVMF and some machines drop to a
+ * shell): systemd-boot returns to the firmware when an entry's kernel or initrd fails to load, and
+ * that try is already counted, so running it again boots the other slot in the same power-on
+ * instead of stopping at the shell prompt. Only once: if it fails again, the shell stays.
+ */
+export const STARTUP_NSH = "@echo -off\r\necho Caisson: the boot loader returned to the firmware; running it again (the failed entry's try is spent)\r\nfs0:\\EFI\\BOOT\\BOOTX64.EFI\r\n";
+
 export async function assembleDisk(i: DiskInput): Promise<void> {
   const parts = partitions(i.layout);
   const part = (label: string) => parts.find((p) => p.label === label)!;
@@ -114,10 +122,12 @@ export async function assembleDisk(i: DiskInput): Promise<void> {
   await run("mkfs.vfat", ["-F", "32", "-n", "ESP", "-i", "CA155011", "-C", esp, String(i.layout.espMiB * 1024)]);
   await run("mmd", ["-i", esp, "::/EFI", "::/EFI/BOOT", "::/loader", "::/loader/entries", "::/caisson", "::/caisson/a", "::/caisson/b"], { env });
   writeFileSync(join(i.work, "loader.conf"), LOADER_CONF);
+  writeFileSync(join(i.work, "startup.nsh"), STARTUP_NSH);
   writeFileSync(join(i.work, "entry-a.conf"), entryText(i.slotA.boot));
   const copies: [string, string][] = [
     [i.bootloader, "::/EFI/BOOT/BOOTX64.EFI"],
     [join(i.work, "loader.conf"), "::/loader/loader.conf"],
+    [join(i.work, "startup.nsh"), "::/startup.nsh"],
     [i.slotA.vmlinuz, "::/caisson/a/vmlinuz"],
     [i.slotA.initrd, "::/caisson/a/initrd.img"],
     // The first slot is good by construction: blessed, no try counter.

@@ -105,8 +105,14 @@ export async function startVm(s: VmSpec): Promise<Vm> {
     "-qmp", `unix:${qmp},server=on,wait=off`,
     "-drive", `if=pflash,format=raw,readonly=on,file=${OVMF_CODE}`,
     "-drive", `if=pflash,format=raw,file=${vars}`,
-    "-drive", `file=${disk},if=virtio,format=qcow2,cache=unsafe`,
-    "-nic", `user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:${s.apiPort}-:${s.guestApiPort}`,
+    // The disk is the only boot device: a Caisson host never boots from the network, and the
+    // firmware's PXE and HTTP boot attempts (minutes under TCG) would delay every fallback.
+    "-drive", `file=${disk},if=none,id=disk0,format=qcow2,cache=unsafe`,
+    "-device", "virtio-blk-pci,drive=disk0,bootindex=0",
+    "-netdev", `user,id=net0,hostfwd=tcp:127.0.0.1:${s.apiPort}-:${s.guestApiPort}`,
+    "-device", "virtio-net-pci,netdev=net0,romfile=",
+    "-fw_cfg", "name=opt/org.tianocore/IPv4PXESupport,string=n",
+    "-fw_cfg", "name=opt/org.tianocore/IPv6PXESupport,string=n",
     ...(s.direct ? ["-kernel", s.direct.kernel, "-initrd", s.direct.initrd, "-append", s.direct.append] : []),
     ...(s.launchUserData ? ["-fw_cfg", `name=${FW_CFG_LAUNCH_NAME},file=${s.launchUserData}`] : []),
     ...(s.userData ? ["-fw_cfg", `name=${FW_CFG_NAME},file=${s.userData}`] : []),
