@@ -4,7 +4,7 @@
 // in a venv under the shared cache (CAISSON_CACHE, else ~/.cache/caisson; the independent TUF client the repository tests check against).
 // Usage: node scripts/setup.mjs [--only debian|python-tuf] | --print-python-tuf
 import { spawnSync } from "node:child_process";
-import { existsSync, rmSync } from "node:fs";
+import { existsSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 
 const TOOLS = {
@@ -46,14 +46,23 @@ function aptInstall(pkgs) {
   }
   console.error(`setup: installing ${pkgs.join(" ")} with apt-get`);
   const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
-  for (const args of [["update", "-q"], ["install", "-y", "-q", "--no-install-recommends", ...pkgs]]) {
-    const r = spawnSync("apt-get", args, { stdio: ["ignore", "inherit", "inherit"], env });
-    if (r.status !== 0) {
-      console.error(`setup: apt-get ${args[0]} failed (exit ${r.status}); fix the machine's apt sources and run again`);
-      return false;
+  // Some of these packages ship daemons (containerd, chrony) that the tests only run as parsers:
+  // Debian's policy-rc.d (exit 101) keeps their services from starting on this machine.
+  const policy = "/usr/sbin/policy-rc.d";
+  const ownPolicy = !existsSync(policy);
+  if (ownPolicy) writeFileSync(policy, "#!/bin/sh\n# Caisson's setup: no service starts while it installs packages.\nexit 101\n", { mode: 0o755 });
+  try {
+    for (const args of [["update", "-q"], ["install", "-y", "-q", "--no-install-recommends", ...pkgs]]) {
+      const r = spawnSync("apt-get", args, { stdio: ["ignore", "inherit", "inherit"], env });
+      if (r.status !== 0) {
+        console.error(`setup: apt-get ${args[0]} failed (exit ${r.status}); fix the machine's apt sources and run again`);
+        return false;
+      }
     }
+    return true;
+  } finally {
+    if (ownPolicy) rmSync(policy, { force: true });
   }
-  return true;
 }
 
 // python-tuf, pinned: the reference TUF client (ngclient), for test/integration/repo-python-tuf.test.ts.

@@ -4,7 +4,7 @@
 // rendering them would write a broken file. Errors never quote the value: it may be a secret.
 import type Handlebars from "handlebars";
 import { isIP } from "node:net";
-import { pemCertificates } from "../settings/schema.js";
+import { pemCertificates, withProxyScheme } from "../settings/schema.js";
 
 type Options = Handlebars.HelperOptions;
 
@@ -51,8 +51,9 @@ export function envEscape(v: unknown, helper = "env_escape"): string {
  * with $ and ' in the credentials encoded too, so that no reader of an environment file (systemd,
  * environment.d, a shell) can expand or unquote them. Proxy clients decode the credentials.
  */
-export function proxyUrl(v: unknown): string {
-  if (absent(v)) return "";
+export function proxyUrl(raw: unknown): string {
+  if (absent(raw)) return "";
+  const v = typeof raw === "string" ? withProxyScheme(raw) : raw;
   if (typeof v !== "string" || !URL.canParse(v)) throw new HelperError("proxy_url: expected an absolute URL");
   const u = new URL(v);
   if (u.protocol !== "http:" && u.protocol !== "https:") throw new HelperError("proxy_url: expected an http or https URL");

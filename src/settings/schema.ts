@@ -50,8 +50,16 @@ function httpUrl(v: string): URL | undefined {
   return isIP(host) !== 0 || isDomain(host) ? u : undefined;
 }
 FormatRegistry.Set("url", (v) => httpUrl(v) !== undefined);
+/**
+ * A proxy as users write it: an http(s) URL, or host:port with no scheme, which Bottlerocket's
+ * Url type accepts too ("without a scheme because it's common"); then it is http.
+ */
+export function withProxyScheme(v: string): string {
+  return /^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(v) ? v : `http://${v}`;
+}
 // A proxy: an http(s) URL naming a host, a port and maybe credentials; nothing after the host.
-FormatRegistry.Set("proxy-url", (v) => {
+FormatRegistry.Set("proxy-url", (raw) => {
+  const v = withProxyScheme(raw);
   const u = httpUrl(v);
   return u !== undefined && (u.pathname === "/" || u.pathname === "") && !/^https?:\/\/[^/]*\/./i.test(v) && !v.includes("?") && !v.includes("#");
 });
@@ -172,7 +180,7 @@ const network = obj(
       "x-generator": "hostname",
     }),
     hosts: list(Type.Tuple([ip, Type.Array(Type.String({ format: "domain" }), { minItems: 1 })]), "Static /etc/hosts entries: [address, [names...]]; repeated addresses are merged."),
-    "https-proxy": str("HTTPS proxy for containerd and the update agent: an http(s) URL with a host, a port and maybe credentials, e.g. http://proxy.example:3128.", { format: "proxy-url" }),
+    "https-proxy": str("HTTPS proxy for containerd and the update agent: an http(s) URL with a host, a port and maybe credentials, e.g. http://proxy.example:3128 (host:port alone means http).", { format: "proxy-url" }),
     "no-proxy": list(Type.String({ format: "no-proxy" }), "Hosts that bypass the proxy (names, .domains, addresses, CIDR blocks; * for all); localhost is always added."),
   },
   { description: "Network identity and proxies." },

@@ -9,7 +9,7 @@ import https from "node:https";
 import { HttpsProxyAgent } from "https-proxy-agent";
 import { HttpProxyAgent } from "http-proxy-agent";
 import type { JsonObject } from "../settings/keys.js";
-import { asSettings } from "../settings/schema.js";
+import { asSettings, withProxyScheme } from "../settings/schema.js";
 
 export interface HttpOptions {
   proxy?: string;
@@ -30,7 +30,8 @@ export class HttpStatusError extends Error {
 /** settings.network.https-proxy and no-proxy (the live settings tree), for every request the update agent makes. */
 export function proxyOptions(settings: JsonObject): HttpOptions {
   const n = asSettings(settings).network ?? {};
-  return { proxy: n["https-proxy"], noProxy: n["no-proxy"] };
+  const proxy = n["https-proxy"];
+  return { proxy: proxy === undefined ? undefined : withProxyScheme(proxy), noProxy: n["no-proxy"] };
 }
 
 /** no-proxy semantics of curl and Go: exact host, domain suffix (".example.com" or "example.com"), "*". */

@@ -247,6 +247,8 @@ test("values that would break the file they render into are refused (issue 8)", 
     { network: { hostname: `${"a".repeat(40)}.${"b".repeat(23)}` } }, // 64 characters
     { network: { "https-proxy": "http://user:pa$$w'rd@proxy.example:3128" } },
     { network: { "https-proxy": "https://[fd00::1]:3128/" } },
+    // No scheme, as Bottlerocket's Url type allows: http.
+    { network: { "https-proxy": "proxy.example:3128" } },
     { network: { "no-proxy": ["*", ".example.com", "*.example.com", "host.example:8080", "10.0.0.0/8", "fd00::/8", "192.0.2.1"] } },
     { ntp: { "time-servers": ["fd00::123", "192.0.2.1", "ntp.example"], options: ["iburst", "minpoll 4", "maxpoll 10", "offset -0.5"] } },
     { kernel: { sysctl: { "net.ipv4.tcp_rmem": "4096 87380 6291456" } } },

@@ -145,6 +145,9 @@ test("proxy env: proxy, no_proxy with localhost and the cluster added", () => {
   const noProxy = "example.com,10.0.0.0/8,localhost,127.0.0.1,api.cluster.example,.cluster.local";
   assert.match(out, new RegExp(`^NO_PROXY="${noProxy.replace(/\./g, "\\.")}"$`, "m"));
   assert.match(out, new RegExp(`^no_proxy="${noProxy.replace(/\./g, "\\.")}"$`, "m"));
+  // host:port alone (Bottlerocket accepts it) is an http proxy, written with its scheme.
+  const bare = render("proxy-env.hbs", deepMerge(sample(), { network: { "https-proxy": "proxy.example:3128" } }));
+  assert.match(bare, /^HTTPS_PROXY="http:\/\/proxy\.example:3128"$/m);
   const dev = render("proxy-env.hbs", defaultsFor("dev"));
   assert.doesNotMatch(dev, /HTTPS_PROXY/);
   assert.match(dev, /^NO_PROXY="localhost,127\.0\.0\.1"$/m);
