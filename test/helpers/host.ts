@@ -20,10 +20,12 @@ export interface Response {
   json: () => unknown;
 }
 
-export function call(socket: string, method: string, path: string, body?: string | object): Promise<Response> {
-  const data = body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body);
+/** A request on the socket; a Buffer body is sent as raw bytes (e.g. not UTF-8), an object as JSON. */
+export function call(socket: string, method: string, path: string, body?: string | object | Buffer): Promise<Response> {
+  const data = body === undefined ? undefined : typeof body === "string" || Buffer.isBuffer(body) ? body : JSON.stringify(body);
   return new Promise((resolve, reject) => {
-    const req = httpRequest({ socketPath: socket, method, path, headers: data ? { "content-type": "application/json" } : {} }, (res) => {
+    const headers = data === undefined ? {} : { "content-type": "application/json", "content-length": Buffer.byteLength(data) };
+    const req = httpRequest({ socketPath: socket, method, path, headers }, (res) => {
       const chunks: Buffer[] = [];
       res.on("data", (c: Buffer) => chunks.push(c));
       res.on("end", () => {

@@ -5,7 +5,6 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { createServer } from "node:http";
 import { join } from "node:path";
-import { request as httpRequest } from "node:http";
 import { call, startHost, tempDir, type Response, type TestHost } from "../helpers/host.js";
 import { apiRequestHandler } from "../../src/api/server.js";
 import type { Services } from "../../src/api/services.js";
@@ -17,22 +16,6 @@ before(async () => {
 after(async () => {
   await h.stop();
 });
-
-/** Send raw body bytes (the helper's `call` sends strings). */
-function send(socket: string, method: string, path: string, body: Buffer): Promise<Response> {
-  return new Promise((resolve, reject) => {
-    const req = httpRequest({ socketPath: socket, method, path, headers: { "content-type": "application/json", "content-length": body.length } }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on("data", (c: Buffer) => chunks.push(c));
-      res.on("end", () => {
-        const text = Buffer.concat(chunks).toString("utf8");
-        resolve({ status: res.statusCode ?? 0, text, json: () => JSON.parse(text) as unknown });
-      });
-    });
-    req.on("error", reject);
-    req.end(body);
-  });
-}
 
 const snapshot = async () => ({ live: (await call(h.socket, "GET", "/settings")).text, txs: (await call(h.socket, "GET", "/tx/list")).text });
 
@@ -53,13 +36,13 @@ test("deeply nested JSON bodies are a 400 naming the depth limit, not a 500", as
     `{"kernel":{"sysctl":{"a.b":${deep(31, "[", "]")}}}}`, // 34 levels in all
     "[".repeat(500_000), // not even JSON
   ]) {
-    await refused(await send(h.socket, "PATCH", "/settings?tx=deep", Buffer.from(body)), 400, /nested deeper than the limit of 32 levels/, before);
+    await refused(await call(h.socket, "PATCH", "/settings?tx=deep", Buffer.from(body)), 400, /nested deeper than the limit of 32 levels/, before);
   }
   // A value read as JSON from a key pair is held to the same limit.
   const pair = JSON.stringify({ request_payload: [`ntp.time-servers=${deep(100_000, "[", "]")}`] });
-  await refused(await send(h.socket, "PATCH", "/settings/keypair?tx=deep", Buffer.from(pair)), 400, /nested deeper than the limit of 32 levels/, before);
+  await refused(await call(h.socket, "PATCH", "/settings/keypair?tx=deep", Buffer.from(pair)), 400, /nested deeper than the limit of 32 levels/, before);
   // Brackets inside strings are text, not nesting.
-  const ok = await send(h.socket, "PATCH", "/settings?tx=deep", Buffer.from(JSON.stringify({ motd: "[".repeat(1000) + "{".repeat(1000) })));
+  const ok = await call(h.socket, "PATCH", "/settings?tx=deep", Buffer.from(JSON.stringify({ motd: "[".repeat(1000) + "{".repeat(1000) })));
   assert.equal(ok.status, 204, ok.text);
   await call(h.socket, "DELETE", "/tx?tx=deep");
 });
@@ -68,9 +51,9 @@ test("a body that is not UTF-8 is a 400, not replaced and stored", async () => {
   const before = await snapshot();
   for (const bad of [[0xff], [0xc3], [0xed, 0xa0, 0x80], [0xf4, 0x90, 0x80, 0x80], [0xc0, 0xaf]]) {
     const body = Buffer.concat([Buffer.from('{"motd":"'), Buffer.from(bad), Buffer.from('"}')]);
-    await refused(await send(h.socket, "PATCH", "/settings?tx=utf", body), 400, /not valid UTF-8/, before);
+    await refused(await call(h.socket, "PATCH", "/settings?tx=utf", body), 400, /not valid UTF-8/, before);
   }
-  const ok = await send(h.socket, "PATCH", "/settings?tx=utf", Buffer.from(JSON.stringify({ motd: "héllo ✓ 😀" })));
+  const ok = await call(h.socket, "PATCH", "/settings?tx=utf", Buffer.from(JSON.stringify({ motd: "héllo ✓ 😀" })));
   assert.equal(ok.status, 204, ok.text);
   assert.deepEqual((await call(h.socket, "GET", "/tx?tx=utf")).json(), { motd: "héllo ✓ 😀" });
   await call(h.socket, "DELETE", "/tx?tx=utf");

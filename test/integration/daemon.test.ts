@@ -49,18 +49,20 @@ async function kill(d: Daemon): Promise<void> {
   await d.exited;
 }
 
-/** A raw connection, with everything it receives and whether it was closed. */
-function raw(socket: string): Promise<{ s: Socket; got: () => string; closed: Promise<void> }> {
+/** A connection once `ready` fires, with everything it receives and whether it was closed. */
+function watched<S extends Socket>(s: S, ready: "connect" | "secureConnect"): Promise<{ s: S; got: () => string; closed: Promise<void> }> {
   return new Promise((resolve, reject) => {
-    const s = connect(socket);
     let got = "";
     s.on("data", (c: Buffer) => (got += c.toString()));
     s.on("error", () => {});
     const closed = new Promise<void>((r) => s.once("close", () => r()));
-    s.once("connect", () => resolve({ s, got: () => got, closed }));
+    s.once(ready, () => resolve({ s, got: () => got, closed }));
     s.once("error", reject);
   });
 }
+
+/** A raw connection to the Unix socket. */
+const raw = (socket: string) => watched(connect(socket), "connect");
 
 /** Resolves with the time it took, or rejects after `ms`. */
 function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
@@ -183,16 +185,7 @@ test("the network (mTLS) API server has the same limits: 408 for slow headers, a
   const server = createNetworkApiServer({ port: 0, cert: pem(t.serverCert), key: pem(t.serverKey), ca: pem(t.ca) }, (_req, res) => res.end("ok"), limits);
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
   const port = (server.address() as AddressInfo).port;
-  const client = () =>
-    new Promise<{ s: ReturnType<typeof tlsConnect>; got: () => string; closed: Promise<void> }>((resolve, reject) => {
-      const s = tlsConnect({ host: "127.0.0.1", port, ca: pem(t.ca), cert: pem(t.clientCert), key: pem(t.clientKey), servername: "localhost" });
-      let got = "";
-      s.on("data", (c: Buffer) => (got += c.toString()));
-      s.on("error", () => {});
-      const closed = new Promise<void>((r) => s.once("close", () => r()));
-      s.once("secureConnect", () => resolve({ s, got: () => got, closed }));
-      s.once("error", reject);
-    });
+  const client = () => watched(tlsConnect({ host: "127.0.0.1", port, ca: pem(t.ca), cert: pem(t.clientCert), key: pem(t.clientKey), servername: "localhost" }), "secureConnect");
   try {
     const slow = await client();
     slow.s.write("GET / HTTP/1.1\r\n");
