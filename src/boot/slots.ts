@@ -19,9 +19,10 @@ import { join } from "node:path";
 import { entryFileName, entryText, otherSlot, parseEntryName, parseEntryText, SLOTS, type Slot } from "./entries.js";
 import { fsyncDir, renameDurable } from "../fsutil/atomic.js";
 import { faultPoint } from "../fsutil/faults.js";
+import { hostPaths } from "../fsutil/paths.js";
 
 /** The EFI system partition under a host's root ("/" on the image, any directory in workstation mode). */
-export const ESP_DIR = "efi";
+export const ESP_DIR = hostPaths.esp;
 /** The Boot Loader Spec entries under the ESP. */
 export const ENTRIES_DIR = "loader/entries";
 
@@ -87,7 +88,7 @@ export class NoBootSlotsError extends Error {}
 
 /** The running slot, from the kernel command line the bootloader passed (`<root>/proc/cmdline`). */
 export function activeSlot(root: string): Slot {
-  const path = root === "/" ? "/proc/cmdline" : join(root, "proc/cmdline");
+  const path = join(root, hostPaths.cmdline);
   const cmdline = existsSync(path) ? readFileSync(path, "utf8") : "";
   const slot = /(?:^|\s)caisson\.slot=([ab])(?:\s|$)/.exec(cmdline)?.[1] as Slot | undefined;
   if (!slot) throw new NoBootSlotsError(`no caisson.slot= on the kernel command line (${path}): cannot tell the active slot`);

@@ -13,6 +13,7 @@ import { launch, listInstances, readInstance, stop, instanceTarget } from "../la
 import { runApiclient } from "../apiclient/index.js";
 import { sharedCacheDir } from "../fsutil/package-root.js";
 import { repoCommand } from "../repo/cli.js";
+import { hostPaths } from "../fsutil/paths.js";
 
 const program = new Command("caisson")
   .description("Caisson: build, run and manage Caisson hosts")
@@ -39,7 +40,7 @@ program
       socket: resolve(o.socket),
       variant: o.variant,
       // Ordered: the data partition's local file, then files given on the command line (later wins).
-      userData: [fileSource(join(root, "var/lib/caisson/user-data.toml")), ...o.userData.map((f) => fileSource(resolve(f)))],
+      userData: [fileSource(join(root, hostPaths.localUserData)), ...o.userData.map((f) => fileSource(resolve(f)))],
       socketGid: o.socketGid === undefined ? undefined : Number(o.socketGid),
       serviceManager: o.serviceManager ?? (root === "/" ? "systemctl" : "record"),
       version: o.osVersion,

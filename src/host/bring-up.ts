@@ -12,6 +12,7 @@ import { FirstBootUserData } from "../userdata/first-boot.js";
 import type { MigrationStatus, OpenState, UserDataStatus } from "../protocol/types.js";
 import type { UserDataSource } from "../userdata/userdata.js";
 import { migrateDatastore, MigrationError } from "../migrations/migrator.js";
+import { hostPaths } from "../fsutil/paths.js";
 
 export const LAUNCH_TX = "caisson-launch";
 
@@ -36,9 +37,8 @@ export interface BroughtUp {
 
 export async function bringUp(o: BringUpOptions): Promise<BroughtUp> {
   const started = new Date().toISOString();
-  const dataDir = join(o.root, "var/lib/caisson");
   const migration = await migrate(o);
-  const store = Datastore.open(join(dataDir, "datastore"), o.version);
+  const store = Datastore.open(join(o.root, hostPaths.datastore), o.version);
   // Pending transactions do not outlive a restart (as storewolf): a half-made change from before
   // must not be committed by accident later.
   for (const tx of store.transactions()) store.deleteTx(tx);
@@ -53,7 +53,7 @@ export async function bringUp(o: BringUpOptions): Promise<BroughtUp> {
   const live = store.liveSettings();
   let launch = missingLeaves(defaultsFor(o.variant), live);
 
-  const firstBoot = new FirstBootUserData({ dataDir, variant: o.variant, sources: o.userDataSources, log: o.log });
+  const firstBoot = new FirstBootUserData({ record: join(o.root, hostPaths.userDataRecord), variant: o.variant, sources: o.userDataSources, log: o.log });
   const userData = firstBoot.read();
   if (userData?.settings) launch = deepMerge(launch, userData.settings);
 

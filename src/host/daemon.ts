@@ -16,6 +16,7 @@ import type { Variant } from "../settings/schema.js";
 import { evaluateHealth } from "./health.js";
 import type { BootInfo, BootStatus } from "../protocol/types.js";
 import { UpdateAgent } from "../update/agent.js";
+import { hostPaths } from "../fsutil/paths.js";
 
 export interface DaemonOptions {
   root: string;
@@ -45,7 +46,7 @@ export function packageVersion(): string {
  */
 async function claimInstance(o: DaemonOptions, log: (msg: string) => void): Promise<() => void> {
   if (await socketAnswers(o.listen.path)) throw new Error(`another server answers on ${o.listen.path}: is a caisson host already running? Not starting a second one`);
-  const lock = join(o.root, "run/caisson/host.pid");
+  const lock = join(o.root, hostPaths.pidLock);
   try {
     return acquirePidLock(lock);
   } catch (e) {
@@ -63,7 +64,7 @@ export async function runDaemon(o: DaemonOptions): Promise<void> {
   const release = await claimInstance(o, log);
   process.once("exit", release);
   const serviceManager: ServiceManager =
-    o.serviceManager === "systemctl" ? new SystemctlServiceManager() : new RecordingServiceManager(join(o.root, "run/caisson/restarts.log"));
+    o.serviceManager === "systemctl" ? new SystemctlServiceManager() : new RecordingServiceManager(join(o.root, hostPaths.restartsLog));
 
   const host: RunningHost = await startHost({
     root: o.root,

@@ -4,6 +4,7 @@ import { connect } from "node:net";
 import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { bootCounted } from "../boot/entries.js";
 import type { BootInfo, Health, HealthCheck } from "../protocol/types.js";
+import { hostPaths } from "../fsutil/paths.js";
 
 // systemd-boot's loader interface variables (Boot Loader Interface, vendor GUID).
 const LOADER_GUID = "4a67b082-0a4c-41cf-b6c7-440b29bb8c4f";
@@ -21,7 +22,7 @@ export function readBootInfo(proc = "/proc", efivars = "/sys/firmware/efi/efivar
   const entry = efiString("LoaderEntrySelected", efivars);
   const countPath = efiString("LoaderBootCountPath", efivars);
   const machineId = existsSync("/etc/machine-id") ? readFileSync("/etc/machine-id", "utf8").trim() || undefined : undefined;
-  const entriesDir = "/efi/loader/entries";
+  const entriesDir = `/${hostPaths.esp}/loader/entries`;
   const enforce = "/sys/fs/selinux/enforce";
   const selinux = existsSync(enforce) ? (readFileSync(enforce, "utf8").trim() === "1" ? "enforcing" : "permissive") : "disabled";
   return {

@@ -23,6 +23,7 @@ import { memoryReport } from "./memory.js";
 import { bringUp } from "./bring-up.js";
 import { CONFIG_FILES, HostSettings } from "./settings-service.js";
 import { hostControllers } from "./controllers.js";
+import { hostPaths } from "../fsutil/paths.js";
 
 export interface HostOptions {
   /** The host's root: "/" on the image, a directory in workstation mode. */
@@ -60,7 +61,7 @@ export interface RunningHost {
 export async function startHost(o: HostOptions): Promise<RunningHost> {
   const up = await bringUp(o);
   const { store } = up;
-  const caBase = join(o.root, "usr/share/caisson/ca-bundle-base.crt");
+  const caBase = join(o.root, hostPaths.caBundleBase);
   const os = readOs(o.root, { version: o.version, variant: o.variant });
   const applier = new Applier({
     root: o.root,

@@ -9,6 +9,7 @@ import { bundleAgents } from "./bundle.js";
 import { readPackageList } from "./rootfs.js";
 import { packageRoot } from "../fsutil/package-root.js";
 import { updatePaths } from "../update/manifest.js";
+import { hostPaths } from "../fsutil/paths.js";
 
 export interface Branding {
   name: string;
@@ -131,7 +132,7 @@ export async function finalize(i: FinalizeInput): Promise<void> {
   writeFileSync(join(t, "etc/hostname"), "caisson\n");
   writeFileSync(join(t, "etc/selinux/config"), "SELINUX=enforcing\nSELINUXTYPE=default\n");
   // The tries a slot on trial gets: for the update agent when it activates a slot.
-  writeFileSync(join(t, "usr/share/caisson/boot.json"), JSON.stringify({ "boot-tries": i.bootTries }) + "\n");
+  writeFileSync(join(t, hostPaths.bootJson), JSON.stringify({ "boot-tries": i.bootTries }) + "\n");
   if (i.updateRoot) {
     // The update agent's trust anchor (Bottlerocket ships /usr/share/updog/root.json): read-only, in the verified root.
     const root = JSON.parse(readFileSync(i.updateRoot, "utf8")) as { signed?: { _type?: string } };

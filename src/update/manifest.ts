@@ -15,6 +15,7 @@
 import { ESP_DIR } from "../boot/slots.js";
 import { MAX_SEED } from "../settings/schema.js";
 import { compareVersions, maxVersion } from "./version.js";
+import { hostPaths } from "../fsutil/paths.js";
 
 /** The waves' seeds (settings.updates.seed) are in [0, MAX_SEED); settings owns the bound. */
 export { MAX_SEED };
@@ -67,23 +68,23 @@ export const hopKey = (from: string, to: string) => `(${from}, ${to})`;
  */
 export const updatePaths = {
   /** The trust anchor shipped in the read-only image (Bottlerocket: /usr/share/updog/root.json). */
-  trustedRoot: "usr/share/caisson/updates/root.json",
+  trustedRoot: hostPaths.updateTrustedRoot,
   /** tuf-js' local metadata (root chain, timestamp, snapshot, targets), refreshed by the agent. */
-  metadata: "var/lib/caisson/updates/metadata",
+  metadata: hostPaths.updateMetadata,
   /**
    * What prepare caches for the migrator, verified and kept for offline use after reboot:
    *   <cache>/metadata/{root.json,targets.json,...} (the metadata that verified the targets)
    *   <cache>/targets/manifest.json and the migration modules by target name
    */
-  cache: "var/lib/caisson/updates/cache",
+  cache: hostPaths.updateCache,
   /** The agent's persistent state (failed versions, staged update), survives reboots. */
-  state: "var/lib/caisson/updates/state.json",
+  state: hostPaths.updateState,
   /** Slot block devices (regular files in workstation mode). */
-  partition: (label: string) => `dev/disk/by-partlabel/${label}`,
+  partition: hostPaths.partition,
   /** The EFI system partition (loader/entries, caisson/<slot>/{vmlinuz,initrd.img}). */
   esp: ESP_DIR,
   /** The settings datastore (current -> v<version>_<rand>). */
-  datastore: "var/lib/caisson/datastore",
+  datastore: hostPaths.datastore,
 } as const;
 
 export class ManifestError extends Error {}

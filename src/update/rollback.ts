@@ -14,6 +14,7 @@ import { AgentError } from "./errors.js";
 import type { Manifest, Update } from "./manifest.js";
 import type { AgentState } from "./state.js";
 import { sameVersion } from "./version.js";
+import { hostPaths } from "../fsutil/paths.js";
 
 /** How rollback goes back: switch to the other slot's usable entry, or download `version` into it. */
 export type RollbackPlan = { kind: "switch" } | { kind: "download"; version: string };
@@ -59,7 +60,7 @@ export function rollbackUpdate(manifest: Manifest, version: string, variant: str
 
 /** The boot tries the image gives a slot on trial: usr/share/caisson/boot.json, written by the build. */
 export function bootTries(root: string, log: (msg: string) => void): number {
-  const path = join(root, "usr/share/caisson/boot.json");
+  const path = join(root, hostPaths.bootJson);
   try {
     const tries = (JSON.parse(readFileSync(path, "utf8")) as { "boot-tries"?: unknown })["boot-tries"];
     if (typeof tries === "number" && Number.isInteger(tries) && tries >= 1) return tries;

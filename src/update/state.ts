@@ -17,6 +17,7 @@ import type { BootRecord, Slot } from "../protocol/types.js";
 export type { BootRecord } from "../protocol/types.js";
 import { usable, type BootSlots, type SlotEntry } from "../boot/slots.js";
 import { sameVersion } from "./version.js";
+import { hostPaths } from "../fsutil/paths.js";
 
 export interface StagedRecord {
   /** The manifest entry, kept so activation needs no network. */
@@ -126,7 +127,7 @@ export function stagedState(st: AgentState, slots: BootSlots): "Staged" | "Ready
 }
 
 /** Where the health gate leaves its verdict on a failed boot on trial, for the agent of the next boot. */
-export const HEALTH_FAILURE = "var/lib/caisson/health/last-failure.json";
+export const HEALTH_FAILURE = hostPaths.healthFailure;
 
 export interface HealthFailure {
   version: string;

@@ -2,7 +2,6 @@
 // ones (a later source wins), and record what happened on the data partition so that later boots
 // neither read user data again nor forget what the first boot did with it (GET /boot-status).
 import { existsSync, readFileSync } from "node:fs";
-import { join } from "node:path";
 import { changedKeys, deepMerge, type JsonObject } from "../settings/keys.js";
 import { validateSettings } from "../settings/model.js";
 import { checkSettingsSize } from "../settings/limits.js";
@@ -12,8 +11,8 @@ import { parseUserData, UserDataError, type UserDataSource } from "./userdata.js
 import type { UserDataRejection, UserDataStatus } from "../protocol/types.js";
 
 export interface FirstBootOptions {
-  /** The daemon's data directory (<root>/var/lib/caisson): the record lives there. */
-  dataDir: string;
+  /** Where the record of what first boot did lives (<root>/var/lib/caisson/early-boot-config.json). */
+  record: string;
   variant: Variant;
   sources: UserDataSource[];
   log: (msg: string) => void;
@@ -23,7 +22,7 @@ export class FirstBootUserData {
   constructor(private readonly o: FirstBootOptions) {}
 
   private get record(): string {
-    return join(this.o.dataDir, "early-boot-config.json");
+    return this.o.record;
   }
 
   /**

@@ -6,6 +6,7 @@ import { existsSync, lstatSync, mkdirSync } from "node:fs";
 import { execFileSync } from "node:child_process";
 import { join } from "node:path";
 import { fileSource, readBounded, type UserDataSource } from "./userdata.js";
+import { hostPaths } from "../fsutil/paths.js";
 
 export const FW_CFG_NAME = "opt/caisson/user-data";
 /** What `caisson launch` hands over besides the user's own user data (the network API's certificates). */
@@ -17,7 +18,7 @@ export function fwCfgSource(name = FW_CFG_NAME, sysfs = "/sys/firmware/qemu_fw_c
   return { name: `QEMU fw_cfg ${name}`, read: () => (existsSync(path) ? readBounded(path) : undefined) };
 }
 
-export function configDriveSource(mountPoint = "/run/caisson/config-drive"): UserDataSource {
+export function configDriveSource(mountPoint = `/${hostPaths.configDrive}`): UserDataSource {
   const dev = `/dev/disk/by-label/${CONFIG_DRIVE_LABEL}`;
   return {
     name: `config drive ${CONFIG_DRIVE_LABEL}`,
@@ -41,5 +42,5 @@ export function configDriveSource(mountPoint = "/run/caisson/config-drive"): Use
 }
 
 export function imageUserDataSources(): UserDataSource[] {
-  return [fileSource("/var/lib/caisson/user-data.toml"), configDriveSource(), fwCfgSource(FW_CFG_LAUNCH_NAME), fwCfgSource()];
+  return [fileSource(`/${hostPaths.localUserData}`), configDriveSource(), fwCfgSource(FW_CFG_LAUNCH_NAME), fwCfgSource()];
 }
