@@ -1,5 +1,5 @@
 // Low-level client for the host API. The transport is a function so the CLI can talk over the Unix
-// socket today, over mutual TLS later (host/port + an https.Agent), and to a fake in unit tests.
+// socket, over mutual TLS to a launched host (host/port + an https.Agent, src/launch), and to a fake in unit tests.
 import http from "node:http";
 import https from "node:https";
 

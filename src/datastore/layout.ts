@@ -137,7 +137,7 @@ export function writeVersionDir(base: string, version: string, settings: JsonObj
   // Settings include secrets (keys, tokens, passwords): the store is root's alone.
   mkdirSync(join(tmp, "pending"), { recursive: true, mode: 0o700 });
   const live: LiveFile = { "datastore-version": version, settings, "last-commit": null };
-  writeFileAtomic(join(tmp, LIVE), JSON.stringify(live), { durable: true, mode: 0o600 });
+  writeFileAtomic(join(tmp, LIVE), JSON.stringify(live), { durable: true, mode: 0o600, faultName: "version-dir:live" });
   fsyncDir(tmp); // the pending/ entry
   if (faults) faultPoint(`${faults}:after-write`);
   renameSync(tmp, join(base, name));

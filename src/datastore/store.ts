@@ -5,6 +5,7 @@
 //
 //   <base>/current -> v<version>_<rand>     symlink; a migration writes a new directory and flips it
 //   <base>/v<version>_<rand>/live.json      {"datastore-version", "settings", "last-commit"}
+//   <base>/v<version>_<rand>/live.json.last-good   the live settings before the last commit
 //   <base>/v<version>_<rand>/pending/<tx>.json   {"id", "settings"}   (tx name percent-encoded)
 //
 // A commit writes a new live.json (temp file + fsync + rename + directory fsync) that records the
@@ -21,7 +22,7 @@
 // to that copy, else to empty settings (the host fills in defaults), keeps the bad file as
 // live.json.corrupt for inspection and reports what happened in `opened` (the host puts it in its
 // boot status and the health gate fails). The next commit writes a good live.json again.
-import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, unlinkSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { writeFileAtomic } from "../fsutil/atomic.js";
@@ -57,7 +58,7 @@ export class Datastore {
     readonly dir: string,
     live: LiveFile,
     /** How live.json was found at open: "ok", or what the store started on instead and why. */
-    readonly opened: OpenState = { state: "ok" },
+    private openState: OpenState = { state: "ok" },
   ) {
     this.live = live;
   }
@@ -67,6 +68,27 @@ export class Datastore {
    * live.json does not fail it: see the file's header and `opened`.
    */
   static open(base: string, version: string): Datastore {
+    try {
+      return Datastore.openAt(base, version);
+    } catch (e) {
+      // A store that cannot be opened at all (e.g. `current` is not a symlink) must not become a
+      // daemon that never starts, on a host with no shell: keep it aside, whole, for inspection,
+      // and start a new one on defaults, degraded and saying why (as an unreadable live.json does).
+      if (!existsSync(base)) throw e;
+      const kept = `${base}.broken-${Date.now()}`;
+      renameSync(base, kept);
+      const store = Datastore.openAt(base, version);
+      store.openState = { state: "empty", error: `the datastore could not be opened (${(e as Error).message}); it was moved aside whole`, kept };
+      return store;
+    }
+  }
+
+  /** How the store was found at open: "ok", or what it started on instead and why. */
+  get opened(): OpenState {
+    return this.openState;
+  }
+
+  private static openAt(base: string, version: string): Datastore {
     let dir = currentDir(base);
     if (dir === undefined) {
       createStore(base, version);

@@ -77,7 +77,7 @@ export const updatePaths = {
    *   <cache>/targets/manifest.json and the migration modules by target name
    */
   cache: hostPaths.updateCache,
-  /** The agent's persistent state (failed versions, staged update), survives reboots. */
+  /** The agent's persistent state (failed versions, staged update, boot history), survives reboots. */
   state: hostPaths.updateState,
   /** Slot block devices (regular files in workstation mode). */
   partition: hostPaths.partition,

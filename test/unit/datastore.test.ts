@@ -1,6 +1,6 @@
 import { test, beforeEach, afterEach } from "node:test";
 import assert from "node:assert/strict";
-import { copyFileSync, existsSync, lstatSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, cpSync, existsSync, lstatSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, relative, dirname } from "node:path";
 import { Datastore, DatastoreError, NothingPendingError, DEFAULT_TX, checkTxName } from "../../src/datastore/store.js";
@@ -277,4 +277,23 @@ test("live.json and its last good copy both unusable (or no copy yet): empty set
   assert.equal(neither.opened.state, "empty");
   assert.match(neither.opened.error!, /last good copy too: .*holds no JSON object/);
   assert.deepEqual(neither.liveSettings(), {});
+});
+
+test("a store that cannot be opened at all (current is a directory, not a link) is moved aside whole; a new one opens on defaults, saying why", () => {
+  const first = Datastore.open(base, "1.0.0");
+  first.patch("t", { motd: "kept aside" });
+  first.commit("t");
+  // current -> v1.0.0_x becomes a plain directory holding a copy of the store.
+  const target = join(base, readlinkSync(join(base, "current")));
+  rmSync(join(base, "current"));
+  cpSync(target, join(base, "current"), { recursive: true });
+  const s = Datastore.open(base, "1.0.0");
+  assert.equal(s.opened.state, "empty");
+  assert.match(s.opened.error ?? "", /could not be opened .*moved aside whole/);
+  assert.ok(s.opened.kept && existsSync(join(s.opened.kept, "current", "live.json")), "the old store is kept whole");
+  assert.deepEqual(s.liveSettings(), {});
+  // The new store works.
+  s.patch("t", { motd: "new" });
+  s.commit("t");
+  assert.deepEqual(Datastore.open(base, "1.0.0").liveSettings(), { motd: "new" });
 });
