@@ -6,6 +6,10 @@ import { readFileSync } from "node:fs";
 import { primaryAddress } from "../settings/generators.js";
 import { startHost, type RunningHost } from "./host.js";
 import { CONFIG_FILES } from "./settings-service.js";
+import { runBootstrapCommands } from "./bootstrap.js";
+
+/** The transaction that turns a `once` bootstrap command off after it ran. */
+const BOOTSTRAP_TX = "caisson-bootstrap";
 import { apiRequestHandler, createApiServer, groupId, listenOnSocket } from "../api/server.js";
 import { limitsFromEnv, socketAnswers, stopServer } from "../api/limits.js";
 import { acquirePidLock, LockedError } from "../fsutil/pidfile.js";
@@ -82,12 +86,25 @@ export async function runDaemon(o: DaemonOptions): Promise<void> {
   const server = createApiServer(host.services, log, limits);
   await listenOnSocket(server, o.listen.path, o.listen.gid ?? groupId("api"));
 
+  // Bootstrap commands talk to the API like any client: after it listens, before the verdict.
+  const bootstrap = await runBootstrapCommands({
+    settings: () => host.liveSettings(),
+    socket: o.listen.path,
+    turnOff: async (name) => {
+      host.settings.patch(BOOTSTRAP_TX, { "bootstrap-commands": { [name]: { mode: "off" } } });
+      await host.settings.commit(BOOTSTRAP_TX);
+    },
+    log,
+  });
+  if (bootstrap.length) host.reportBoot("bootstrap-commands", bootstrap);
+
   const status = host.bootStatus();
   const ud = status["user-data"];
   const network = status.controllers["network-api"];
   const summary =
     `API ready on ${o.listen.path}; network API ${network?.state === "failed" ? `failed: ${network.error}` : network?.detail ?? "off"}; variant ${o.variant}; ` +
     `user data ${ud.state}${ud.error ? ` (${ud.error.message})` : ""}; settings ${status["settings-applied"] ? "applied" : `NOT applied: ${status["apply-error"]}`}` +
+    (bootstrap.length ? `; bootstrap commands: ${bootstrap.map((b) => `${b.name} ${b.state}`).join(", ")}` : "") +
     (status.datastore.state === "ok" ? "" : `; datastore DEGRADED, on ${status.datastore.state === "last-good" ? "its last good copy" : "defaults"}: ${status.datastore.error}`);
   process.stdout.write(`${summary}\n`);
 
@@ -98,7 +115,7 @@ export async function runDaemon(o: DaemonOptions): Promise<void> {
     host.reportBoot("health", { state: "checking", checks: [], degraded: false });
     // The configuration files are the `settings` check; other fatal controllers get their own.
     const fatalControllers = host.runner.fatalFailures().filter((c) => c.name !== CONFIG_FILES);
-    void evaluateHealth({ settingsApplied: status["settings-applied"], applyError: status["apply-error"], migration: status.migration, datastore: status.datastore, fatalControllers, boot }).then((health) => {
+    void evaluateHealth({ settingsApplied: status["settings-applied"], applyError: status["apply-error"], migration: status.migration, datastore: status.datastore, fatalControllers, bootstrap, boot }).then((health) => {
       host.reportBoot("health", health);
       const failed = health.checks.filter((c) => !c.ok).map((c) => `${c.name}: ${c.detail}`);
       o.announce?.(

@@ -3,7 +3,7 @@
 import { connect } from "node:net";
 import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { bootCounted } from "../boot/entries.js";
-import type { BootInfo, Health, HealthCheck } from "../protocol/types.js";
+import type { BootInfo, BootstrapCommandReport, Health, HealthCheck } from "../protocol/types.js";
 import { hostPaths } from "../fsutil/paths.js";
 
 // systemd-boot's loader interface variables (Boot Loader Interface, vendor GUID).
@@ -62,6 +62,8 @@ export async function evaluateHealth(o: {
   datastore?: { state: string; error?: string };
   /** Controllers (other than the configuration files, which are `settings`) whose failure is fatal and whose first run failed. */
   fatalControllers?: { name: string; error: string }[];
+  /** What the bootstrap commands did: a failed essential one fails the gate. */
+  bootstrap?: BootstrapCommandReport[];
   boot: BootInfo;
   containerdSocket?: string;
   timeoutMs?: number;
@@ -88,6 +90,17 @@ export async function evaluateHealth(o: {
     const ok = d.state === "ok";
     const on = d.state === "last-good" ? "started on its last good copy" : "started on default settings";
     checks.push({ name: "datastore", ok, detail: ok ? "live settings read" : `live settings unreadable (${d.error ?? "unknown error"}); ${on}` });
+  }
+  if (o.bootstrap?.length) {
+    const failedEssential = o.bootstrap.filter((b) => b.state === "failed" && b.essential);
+    const failedOther = o.bootstrap.filter((b) => b.state === "failed" && !b.essential);
+    checks.push({
+      name: "bootstrap-commands",
+      ok: failedEssential.length === 0,
+      detail: failedEssential.length
+        ? `essential failed: ${failedEssential.map((b) => `${b.name}: ${b.error}`).join("; ")}`
+        : `${o.bootstrap.length - failedOther.length} ran${failedOther.length ? `; not essential, failed: ${failedOther.map((b) => b.name).join(", ")}` : ""}`,
+    });
   }
   for (const c of o.fatalControllers ?? []) checks.push({ name: `controller ${c.name}`, ok: false, detail: c.error });
   // Test knob: a kernel parameter that fails the gate, to exercise fallback without a broken build.

@@ -49,7 +49,7 @@ export interface RunningHost {
   liveSettings(): JsonObject;
   bootStatus(): BootStatus;
   /** Add what only the daemon knows (boot, health, data partition) to the boot status. */
-  reportBoot<K extends "boot" | "health" | "data-partition">(part: K, value: BootStatus[K]): void;
+  reportBoot<K extends "boot" | "health" | "data-partition" | "bootstrap-commands">(part: K, value: BootStatus[K]): void;
   /** Stop the controllers (their servers and timers). */
   stop(): Promise<void>;
 }
@@ -81,7 +81,7 @@ export async function startHost(o: HostOptions): Promise<RunningHost> {
   });
   const runner = new ControllerRunner(controllers, { settings: () => store.liveSettings(), log: o.log });
   const settings = new HostSettings({ store, variant: o.variant, applier, runner, log: o.log });
-  const extra: Pick<BootStatus, "boot" | "health" | "data-partition"> = {};
+  const extra: Pick<BootStatus, "boot" | "health" | "data-partition" | "bootstrap-commands"> = {};
   let applied: { ok: boolean; error?: string } = { ok: false, error: "not applied yet" };
   const bootStatus = (): BootStatus => ({
     "user-data": up["user-data"],

@@ -225,6 +225,19 @@ export interface BootStatus {
   health?: Health;
   /** Reported by the daemon on the image: the data partition's growth at this boot, or why it could not be checked. */
   "data-partition"?: DataPartitionReport | { error: string };
+  /** What settings.bootstrap-commands did at this start (before the health verdict), in name order. */
+  "bootstrap-commands"?: BootstrapCommandReport[];
+}
+
+export interface BootstrapCommandReport {
+  name: string;
+  mode: "once" | "always";
+  essential: boolean;
+  /** ok: every command exited 0; failed: the first that did not (the rest did not run). */
+  state: "ok" | "failed";
+  /** Commands run (a failed one included). */
+  ran: number;
+  error?: string;
 }
 
 // ---- GET /diagnostics/memory: kebab-case ----

@@ -85,6 +85,8 @@ export function describeType(s: TSchema): string {
       return "table";
     case "Record":
       return "map";
+    case "ApiclientCommand":
+      return '["apiclient", arguments...]';
     default:
       return String(kind).toLowerCase();
   }

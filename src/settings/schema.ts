@@ -8,7 +8,7 @@
 //   x-variant-defaults  { <variant>: value } overriding `default` for one variant
 //   x-generator         name of a setting generator run at boot when the key is absent
 //   x-secret            value is redacted in logs and support dumps
-import { Type, FormatRegistry, type Static, type TOptional, type TProperties, type TSchema, type TObject } from "@sinclair/typebox";
+import { Kind, Type, TypeRegistry, FormatRegistry, type Static, type TOptional, type TProperties, type TSchema, type TObject } from "@sinclair/typebox";
 import { isIP } from "node:net";
 import { X509Certificate } from "node:crypto";
 
@@ -251,6 +251,22 @@ const bootstrapContainer = obj({
   "user-data": str("Base64 data handed to the container.", { format: "base64", "x-secret": true }),
 });
 
+// An apiclient invocation as Bottlerocket's bootstrap commands hold one: ["apiclient", args...].
+// (A custom kind: a JSON-schema tuple cannot say "first this, then any number of strings".)
+const SINGLE_LINE_RE = new RegExp(SINGLE_LINE);
+TypeRegistry.Set("ApiclientCommand", (_schema, v) =>
+  Array.isArray(v) && v.length >= 2 && v.length <= 64 && v[0] === "apiclient" && v.every((a) => typeof a === "string" && a.length <= 4096 && SINGLE_LINE_RE.test(a)),
+);
+const apiclientCommand = Type.Unsafe<string[]>({ [Kind]: "ApiclientCommand", description: 'An apiclient invocation: ["apiclient", "set", "motd=hi"].' });
+
+const bootstrapCommand = obj({
+  commands: list(apiclientCommand, "apiclient invocations, run in order; the first that fails stops the rest.", { minItems: 1, maxItems: 32 }),
+  mode: Type.Union([Type.Literal("off"), Type.Literal("once"), Type.Literal("always")], {
+    description: "off, once (at the next start only: then set to off) or always (every start).",
+  }),
+  essential: bool("Fail the boot's health verdict when a command fails (a boot on trial then falls back)."),
+});
+
 const updates = obj(
   {
     "metadata-base-url": str("Base URL of the signed (TUF) update metadata.", { format: "url" }),
@@ -383,6 +399,7 @@ const commonSettings = {
   boot,
   "host-containers": map(NAME, hostContainer, { description: "Host containers by name (admin, control, ...)." }),
   "bootstrap-containers": map(NAME, bootstrapContainer, { description: "Bootstrap containers by name, run before the host is configured." }),
+  "bootstrap-commands": map(NAME, bootstrapCommand, { description: "apiclient commands by name, run in name order at each start before the health verdict (Bottlerocket's bootstrap commands)." }),
   updates,
   "container-registry": containerRegistry,
   "container-runtime": containerRuntime,

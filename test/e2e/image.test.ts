@@ -28,6 +28,10 @@ motd = "e2e motd from user data"
 "vm.max_map_count" = "262144"
 [settings.ntp]
 time-servers = ["ntp.example.org"]
+[settings.bootstrap-commands.e2e]
+mode = "once"
+essential = true
+commands = [["apiclient", "set", 'kernel.sysctl."net.core.somaxconn"=1024']]
 `;
 
 async function up(name: string, image: string, extra: Partial<Parameters<typeof launch>[0]> = {}): Promise<Instance> {
@@ -79,6 +83,13 @@ test("first boot: user data applied over fw_cfg, API over mTLS only, files rende
   assert.deepEqual(s["user-data"].sources, ["QEMU fw_cfg opt/caisson/launch-user-data", "QEMU fw_cfg opt/caisson/user-data"]);
   assert.equal(s["settings-applied"], true);
   assert.equal(s.health.state, "healthy", JSON.stringify(s.health));
+  // The bootstrap command ran through apiclient against the host's own API before the verdict.
+  assert.deepEqual(s["bootstrap-commands"]?.map((b) => [b.name, b.state]), [["e2e", "ok"]]);
+  assert.ok(s.health.checks.some((c) => c.name === "bootstrap-commands" && c.ok), JSON.stringify(s.health.checks));
+  assert.deepEqual(await json(c, "GET", '/settings?keys=settings.kernel.sysctl.%22net.core.somaxconn%22,settings.bootstrap-commands.e2e.mode'), {
+    kernel: { sysctl: { "net.core.somaxconn": "1024" } },
+    "bootstrap-commands": { e2e: { mode: "off" } },
+  });
   assert.equal(s.boot.slot, "a");
   assert.equal(s.boot.counted, false);
   assert.deepEqual(s.boot.entries, ["caisson-a.conf"]);

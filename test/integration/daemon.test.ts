@@ -4,50 +4,16 @@
 // Real daemon processes; the limits are shortened through their environment overrides.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
 import { connect, type Socket } from "node:net";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { connect as tlsConnect } from "node:tls";
 import type { AddressInfo } from "node:net";
 import { call, tempDir } from "../helpers/host.js";
 import { makeInstanceTls } from "../../src/launch/tls.js";
 import { createNetworkApiServer } from "../../src/api/network.js";
 import { DEFAULT_LIMITS, stopServer } from "../../src/api/limits.js";
-
-const CLI = fileURLToPath(new URL("../../src/cli/caisson.js", import.meta.url));
-
-interface Daemon {
-  p: ChildProcess;
-  log: () => string;
-  exited: Promise<number | null>;
-}
-
-function daemon(root: string, socket: string, env: Record<string, string> = {}): Daemon {
-  const p = spawn(process.execPath, [CLI, "host", "--root", root, "--socket", socket], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
-  let out = "";
-  p.stdout!.on("data", (c: Buffer) => (out += c.toString()));
-  p.stderr!.on("data", (c: Buffer) => (out += c.toString()));
-  const exited = new Promise<number | null>((r) => p.once("exit", (code) => r(code)));
-  return { p, log: () => out, exited };
-}
-
-async function ready(d: Daemon): Promise<void> {
-  const t0 = Date.now();
-  while (!d.log().includes("API ready")) {
-    if (d.p.exitCode !== null) throw new Error(`daemon exited (${d.p.exitCode}) before it was ready:\n${d.log()}`);
-    if (Date.now() - t0 > 30_000) throw new Error(`daemon not ready after 30 s:\n${d.log()}`);
-    await sleep(50);
-  }
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function kill(d: Daemon): Promise<void> {
-  if (d.p.exitCode === null && d.p.signalCode === null) d.p.kill("SIGKILL");
-  await d.exited;
-}
+import { daemon, kill, ready, sleep, type Daemon } from "../helpers/daemon.js";
 
 /** A connection once `ready` fires, with everything it receives and whether it was closed. */
 function watched<S extends Socket>(s: S, ready: "connect" | "secureConnect"): Promise<{ s: S; got: () => string; closed: Promise<void> }> {
