@@ -108,7 +108,8 @@ export async function startVm(s: VmSpec): Promise<Vm> {
     // The disk is the only boot device: a Caisson host never boots from the network, and the
     // firmware's PXE and HTTP boot attempts (minutes under TCG) would delay every fallback.
     "-drive", `file=${disk},if=none,id=disk0,format=qcow2,cache=unsafe`,
-    "-device", "virtio-blk-pci,drive=disk0,bootindex=0",
+    // (A direct kernel boot takes boot index 0 itself.)
+    "-device", `virtio-blk-pci,drive=disk0${s.direct ? "" : ",bootindex=0"}`,
     "-netdev", `user,id=net0,hostfwd=tcp:127.0.0.1:${s.apiPort}-:${s.guestApiPort}`,
     "-device", "virtio-net-pci,netdev=net0,romfile=",
     "-fw_cfg", "name=opt/org.tianocore/IPv4PXESupport,string=n",
