@@ -9,7 +9,7 @@ import type { ApplyPlan, DryRun } from "../protocol/types.js";
 import type { ControllerRunner } from "../controller/runner.js";
 import { changedKeys, deepMerge, KeyError, parseSettingsKey, setPath, splitKeyPair, type JsonObject } from "../settings/keys.js";
 import { coerceKeypairValue, generatorsFor, SettingsError, validateSettings } from "../settings/model.js";
-import { checkSettingsSize } from "../settings/limits.js";
+import { checkSettingsSize, LimitError, MAX_TRANSACTIONS } from "../settings/limits.js";
 import { NothingPendingError } from "../datastore/store.js";
 import type { Variant } from "../settings/schema.js";
 import type { SettingsService } from "../api/services.js";
@@ -54,6 +54,14 @@ export class HostSettings implements SettingsService {
     validateSettings(this.o.variant, patch);
     // Repeated PATCHes must not grow a transaction past the limit either.
     checkSettingsSize(deepMerge(this.o.store.pendingSettings(tx), patch), `transaction '${tx}' with these settings`);
+    const open = this.o.store.transactions();
+    if (!open.includes(tx) && open.length >= MAX_TRANSACTIONS) {
+      throw new LimitError(
+        `${open.length} transactions are pending, the limit: commit or delete one (DELETE /tx?tx=NAME; GET /tx/list names them) before starting '${tx}'`,
+        "transactions",
+        413,
+      );
+    }
     this.o.store.patch(tx, patch);
   }
 

@@ -21,12 +21,18 @@ export const MAX_VALUE_BYTES = 64 * 1024;
 export const MAX_SETTINGS_BYTES = 1024 * 1024;
 /** Nesting of tables and lists; the settings root is level 1. */
 export const MAX_DEPTH = 32;
+/**
+ * Pending transactions at once. Each may hold MAX_SETTINGS_BYTES on the data partition until it is
+ * committed or deleted (or the daemon restarts): without a cap, clients could fill /var. apiclient
+ * uses one short-lived transaction per command; 64 leaves room for many concurrent scripts.
+ */
+export const MAX_TRANSACTIONS = 64;
 
 /** An input over one of the limits above. `limit` names it; `status` is the HTTP answer. */
 export class LimitError extends Error {
   constructor(
     message: string,
-    readonly limit: "depth" | "value-bytes" | "settings-bytes",
+    readonly limit: "depth" | "value-bytes" | "settings-bytes" | "transactions",
     readonly status: 400 | 413,
     readonly key?: string,
   ) {

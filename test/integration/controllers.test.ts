@@ -13,6 +13,7 @@ import { join } from "node:path";
 import { call, startHost, tempDir } from "../helpers/host.js";
 import { CERT_A } from "../helpers/test-certs.js";
 import { UpdateAgent } from "../../src/update/agent.js";
+import { MAX_TRANSACTIONS } from "../../src/settings/limits.js";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const b64 = (s: string) => Buffer.from(s).toString("base64");
@@ -153,6 +154,24 @@ test("domain errors carry their kind in the body", async () => {
     const empty = await call(h.socket, "PATCH", "/settings", {});
     assert.equal(empty.status, 400);
     assert.match((empty.json() as { message: string }).message, /nothing to set/);
+  } finally {
+    await h.stop();
+  }
+});
+
+test("pending transactions are capped: the next new one is refused with what to do, an existing one still takes patches", async () => {
+  const h = await startHost();
+  try {
+    for (let i = 0; i < MAX_TRANSACTIONS; i++) assert.equal((await call(h.socket, "PATCH", `/settings?tx=t${i}`, { motd: `m${i}` })).status, 204);
+    const r = await call(h.socket, "PATCH", "/settings?tx=one-too-many", { motd: "x" });
+    assert.equal(r.status, 413, r.text);
+    const body = r.json() as { kind: string; limit: string; message: string };
+    assert.equal(body.kind, "TooLarge");
+    assert.equal(body.limit, "transactions");
+    assert.match(body.message, /64 transactions are pending, the limit: commit or delete one/);
+    assert.equal((await call(h.socket, "PATCH", "/settings?tx=t0", { motd: "again" })).status, 204);
+    assert.equal((await call(h.socket, "DELETE", "/tx?tx=t1")).status, 200);
+    assert.equal((await call(h.socket, "PATCH", "/settings?tx=one-too-many", { motd: "x" })).status, 204);
   } finally {
     await h.stop();
   }
