@@ -129,6 +129,11 @@ test("first boot: user data applied over fw_cfg, API over mTLS only, files rende
         resolve(`HTTP ${res.statusCode}`),
       );
       req.on("error", (e) => resolve(`refused: ${e.message}`));
+      // A server that accepts and never answers must fail the test, not hang it (nor pass as refused).
+      req.setTimeout(20_000, () => {
+        resolve("no answer within 20 s");
+        req.destroy();
+      });
       req.end();
     });
   assert.match(await attempt({}), /^refused/);
