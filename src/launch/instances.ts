@@ -7,6 +7,8 @@ import { ApiClient } from "../apiclient/client.js";
 import { alive, freePort, lastLines, probeKvm, qmpCommand, startVm, type Accel } from "./qemu.js";
 import { instanceTlsPaths, launchUserData, makeInstanceTls } from "./tls.js";
 import { kernelCommandLine } from "../boot/entries.js";
+import { readBuildRecord } from "../image/build.js";
+import { DEFAULT_NETWORK_API_PORT } from "../settings/schema.js";
 
 export interface Instance {
   name: string;
@@ -82,7 +84,7 @@ export interface LaunchOptions {
   log?: (line: string) => void;
 }
 
-const GUEST_API_PORT = 8443;
+const GUEST_API_PORT = DEFAULT_NETWORK_API_PORT;
 
 export async function launch(o: LaunchOptions): Promise<Instance> {
   const log = o.log ?? ((l: string) => process.stderr.write(`${l}\n`));
@@ -110,7 +112,7 @@ export async function launch(o: LaunchOptions): Promise<Instance> {
   let direct: { kernel: string; initrd: string; append: string } | undefined;
   if (o.directKernelArgs) {
     const out = dirname(image);
-    const build = JSON.parse(readFileSync(join(out, "build.json"), "utf8")) as { roothash: string; "kernel-parameters": string[] };
+    const build = readBuildRecord(out);
     const append = kernelCommandLine({ slot: "a", generation: 0, title: "", roothash: build.roothash, fsType: "erofs", extra: [...build["kernel-parameters"], ...o.directKernelArgs] });
     direct = { kernel: join(out, "vmlinuz"), initrd: join(out, "initrd.img"), append };
   }
