@@ -5,7 +5,7 @@ import { networkInterfaces } from "node:os";
 import { reverse } from "node:dns/promises";
 import { FormatRegistry } from "@sinclair/typebox";
 import type { Json } from "./keys.js";
-import "./schema.js"; // registers the formats
+import { MAX_SEED } from "./schema.js"; // (importing it also registers the formats)
 
 export type Generator = () => Promise<Json | undefined>;
 
@@ -18,8 +18,8 @@ export function primaryAddress(): string | undefined {
 }
 
 export const generators: Record<string, Generator> = {
-  // Wave seed: uniform in [0, 2048), as Bottlerocket's `bork seed`.
-  seed: () => Promise.resolve(randomInt(0, 2048)),
+  // Wave seed: uniform in [0, MAX_SEED), as Bottlerocket's `bork seed`.
+  seed: () => Promise.resolve(randomInt(0, MAX_SEED)),
   // Host name: the primary address's reverse DNS name, else ip-a-b-c-d (as netdog), else "localhost".
   hostname: async () => {
     const addr = primaryAddress();
