@@ -4,7 +4,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { copyFileSync, mkdtempSync, readFileSync, writeFileSync, existsSync } from "node:fs";
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from "node:fs";
 import { request as httpsRequest } from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -52,6 +52,9 @@ before(() => {
 
 after(async () => {
   for (const n of started) await stop(n, 0).catch(() => undefined);
+  // Each boot's overlay and the trial disks are GBs: a CI machine running this again and again
+  // must not fill up (CAISSON_E2E_KEEP=1 keeps them for a post-mortem).
+  if (process.env.CAISSON_E2E_KEEP !== "1") rmSync(STATE, { recursive: true, force: true });
 });
 
 test("reproducible: the same cached package tree assembled again gives the same root image and root hash", () => {
@@ -61,6 +64,7 @@ test("reproducible: the same cached package tree assembled again gives the same 
   assert.equal(readBuildRecord(again).roothash, readBuildRecord(OUT).roothash);
   const sha = (d: string) => readBuildRecord(d).files.root!.sha256;
   assert.equal(sha(again), sha(OUT));
+  rmSync(again, { recursive: true, force: true });
 });
 
 test("first boot: user data applied over fw_cfg, API over mTLS only, files rendered, only affected units restarted, SELinux enforcing with no denial", async () => {

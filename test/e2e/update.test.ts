@@ -100,6 +100,8 @@ before(async () => {
 after(async () => {
   await stop(NAME, 0).catch(() => undefined);
   server?.kill("SIGTERM");
+  // The host's overlay disk and the repository are GBs (CAISSON_E2E_KEEP=1 keeps them).
+  if (process.env.CAISSON_E2E_KEEP !== "1") rmSync(STATE, { recursive: true, force: true });
 });
 
 test("1.0.0 sees 1.1.0 in the signed repository", async () => {
