@@ -1,8 +1,6 @@
 // Where things live on a host, relative to its root ("/" on the image, a directory in workstation
 // mode): one table, so that no folder spells out another's files. Each entry names its owner.
 export const hostPaths = {
-  /** The daemon's data on the data partition (/var is the data partition). */
-  data: "var/lib/caisson",
   /** src/datastore: current -> v<version>_<rand>/live.json, pending/. */
   datastore: "var/lib/caisson/datastore",
   /** src/userdata: what first boot did with user data. */

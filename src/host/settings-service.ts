@@ -88,7 +88,7 @@ export class HostSettings implements SettingsService {
     const changed = this.commitNow(tx);
     // Controllers whose inputs changed reconcile in the background; their state is in /boot-status.
     if (changed.length) void this.o.runner.notify(changed);
-    return Promise.resolve(changed);
+    return changed;
   }
 
   private commitNow(tx: string): string[] {

@@ -21,10 +21,6 @@ export interface FirstBootOptions {
 export class FirstBootUserData {
   constructor(private readonly o: FirstBootOptions) {}
 
-  private get record(): string {
-    return this.o.record;
-  }
-
   /**
    * Read, parse and validate user data, at first boot only (undefined afterwards). Each source is
    * one document: an invalid one is rejected whole (nothing of it applied) and the others still
@@ -32,7 +28,7 @@ export class FirstBootUserData {
    * certificates handed over by `launch`.
    */
   read(): { settings?: JsonObject; status: UserDataStatus } | undefined {
-    if (existsSync(this.record)) return undefined;
+    if (existsSync(this.o.record)) return undefined;
     const at = new Date().toISOString();
     const sources: string[] = [];
     const rejected: UserDataRejection[] = [];
@@ -75,16 +71,16 @@ export class FirstBootUserData {
    * identically.
    */
   recordDone(status: UserDataStatus): void {
-    writeFileAtomic(this.record, JSON.stringify(status), { durable: true, mode: 0o600 });
+    writeFileAtomic(this.o.record, JSON.stringify(status), { durable: true, mode: 0o600 });
   }
 
   /** What the first boot did with user data (an unreadable record is reported, never fatal). */
   status(): UserDataStatus {
     try {
-      return JSON.parse(readFileSync(this.record, "utf8")) as UserDataStatus;
+      return JSON.parse(readFileSync(this.o.record, "utf8")) as UserDataStatus;
     } catch (e) {
-      const message = `the record of first-boot user data (${this.record}) is unreadable: ${(e as Error).message}`;
-      return { state: "absent", sources: [], error: { message, source: this.record }, at: "" };
+      const message = `the record of first-boot user data (${this.o.record}) is unreadable: ${(e as Error).message}`;
+      return { state: "absent", sources: [], error: { message, source: this.o.record }, at: "" };
     }
   }
 }
